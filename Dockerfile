@@ -1,0 +1,20 @@
+# One image, three processes:
+#   web:     gunicorn --bind 0.0.0.0:8000 --workers 4 'hotline:create_app()'
+#   worker:  hotline worker
+#   migrate: hotline db upgrade
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOTLINE_ENV=production HOTLINE_INSTANCE=/data
+WORKDIR /app
+# ffmpeg comes inside the imageio-ffmpeg wheel (requirements.txt); no system package is needed.
+COPY requirements.txt pyproject.toml ./
+RUN pip install --no-cache-dir -r requirements.txt
+COPY hotline ./hotline
+COPY workers ./workers
+COPY migrations ./migrations
+COPY ivr_scripts ./ivr_scripts
+COPY audio ./audio
+RUN pip install --no-cache-dir --no-deps . && useradd --system --home /data hotline && mkdir -p /data \
+    && chown hotline /data
+USER hotline
+EXPOSE 8000
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "hotline:create_app()"]

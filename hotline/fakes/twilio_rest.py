@@ -1,0 +1,155 @@
+"""A local HTTP server that answers like Twilio's REST API (2010-04-01 Messages, Calls, Recordings).
+
+Point the hotline at it with TWILIO_API_BASE_URL. It checks HTTP basic auth like Twilio, records
+every request, and can be told to fail the next requests (500, 429, a permanent error code) or to
+answer slowly. Run alone: `python -m hotline.fakes.twilio_rest --port 8099`.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.serving import make_server
+
+
+@dataclass
+class Failure:
+    status: int
+    code: int
+    message: str
+
+
+@dataclass
+class FakeTwilio:
+    account_sid: str = "AC" + "0" * 32
+    auth_token: str = "fake-auth-token"  # noqa: S105 - a fake server's own token
+    messages: list[dict[str, str]] = field(default_factory=list)
+    calls: list[dict[str, str]] = field(default_factory=list)
+    recordings: dict[str, bytes] = field(default_factory=dict)
+    deleted_recordings: list[str] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    delay: float = 0.0
+    _failures: list[Failure] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: Any = None
+    _thread: threading.Thread | None = None
+    url: str = ""
+
+    # -- scripting ----------------------------------------------------------------------------
+    def fail_next(self, n: int = 1, status: int = 500, code: int | None = None,
+                  message: str = "Internal Server Error") -> None:
+        with self._lock:
+            self._failures.extend(Failure(status, code or status, message) for _ in range(n))
+
+    def sms_to(self, number: str) -> list[dict[str, str]]:
+        with self._lock:
+            return [m for m in self.messages if m.get("To") == number]
+
+    def reset(self) -> None:
+        with self._lock:
+            self.messages.clear()
+            self.calls.clear()
+            self.requests.clear()
+            self._failures.clear()
+            self.delay = 0.0
+
+    # -- server -------------------------------------------------------------------------------
+    def app(self) -> Flask:
+        app = Flask("fake_twilio")
+        base = "/2010-04-01/Accounts/<account>"
+
+        @app.before_request
+        def _auth() -> Response | None:
+            with self._lock:
+                self.requests.append((request.method, request.path))
+            if self.delay:
+                time.sleep(self.delay)
+            expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+            if request.headers.get("Authorization") != expected:
+                return _error(401, 20003, "Authenticate")
+            with self._lock:
+                failure = self._failures.pop(0) if self._failures and request.method == "POST" else None
+            if failure:
+                return _error(failure.status, failure.code, failure.message)
+            return None
+
+        @app.post(f"{base}/Messages.json")
+        def create_message(account: str) -> tuple[Response, int]:
+            sid = "SM" + secrets.token_hex(16)
+            record = {**request.form.to_dict(), "sid": sid}
+            with self._lock:
+                self.messages.append(record)
+            body = request.form.get("Body", "")
+            return jsonify(sid=sid, account_sid=account, to=request.form.get("To"), from_=request.form.get("From"),
+                           body=body, status="queued", num_segments="1", direction="outbound-api",
+                           api_version="2010-04-01", error_code=None, error_message=None,
+                           uri=f"/2010-04-01/Accounts/{account}/Messages/{sid}.json"), 201
+
+        @app.post(f"{base}/Calls.json")
+        def create_call(account: str) -> tuple[Response, int]:
+            sid = "CA" + secrets.token_hex(16)
+            record = {**request.form.to_dict(), "sid": sid}
+            record["StatusCallbackEvent"] = ",".join(request.form.getlist("StatusCallbackEvent"))
+            with self._lock:
+                self.calls.append(record)
+            return jsonify(sid=sid, account_sid=account, to=request.form.get("To"), from_=request.form.get("From"),
+                           status="queued", direction="outbound-api", api_version="2010-04-01",
+                           uri=f"/2010-04-01/Accounts/{account}/Calls/{sid}.json"), 201
+
+        @app.get(f"{base}/Recordings/<rsid>.<ext>")
+        def get_recording(account: str, rsid: str, ext: str) -> Response:
+            data = self.recordings.get(rsid)
+            if data is None:
+                return _error(404, 20404, "The requested resource was not found")
+            mime = {"mp3": "audio/mpeg", "wav": "audio/x-wav"}.get(ext, "application/octet-stream")
+            return Response(data, mimetype=mime)
+
+        @app.delete(f"{base}/Recordings/<rsid>.json")
+        def delete_recording(account: str, rsid: str) -> tuple[str, int]:
+            with self._lock:
+                self.deleted_recordings.append(rsid)
+                self.recordings.pop(rsid, None)
+            return "", 204
+
+        return app
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> "FakeTwilio":
+        self._server = make_server(host, port, self.app(), threaded=True)
+        self.url = f"http://{host}:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-twilio")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+
+def _error(status: int, code: int, message: str) -> Response:
+    resp = jsonify(code=code, message=message, more_info=f"https://www.twilio.com/docs/errors/{code}", status=status)
+    resp.status_code = status
+    return resp
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--account-sid", default="AC" + "0" * 32)
+    parser.add_argument("--auth-token", default="fake-auth-token")
+    args = parser.parse_args()
+    fake = FakeTwilio(account_sid=args.account_sid, auth_token=args.auth_token).start(port=args.port)
+    print(f"fake Twilio REST API at {fake.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()

@@ -1,0 +1,348 @@
+"""Typed SQLAlchemy models. No Flask or Twilio imports here.
+
+Phone numbers are stored in E.164; they are personal data: never log them whole (hotline.logs).
+Message bodies and recordings are purged after a retention period; counts survive the purge.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hotline.db import Base, UTCDateTime
+
+
+def _enum(cls: type[enum.Enum]) -> sa.Enum:
+    # Stored as plain strings (no native enum, no CHECK): adding a value needs no migration.
+    return sa.Enum(cls, native_enum=False, create_constraint=False, length=24,
+                   values_callable=lambda c: [m.value for m in c])
+
+
+def _now() -> Any:
+    return sa.func.now()
+
+
+class Language(enum.StrEnum):
+    KM = "km"
+    TH = "th"
+    EN = "en"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class MessageStatus(enum.StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"  # stored, waiting for the worker
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    IGNORED = "ignored"  # stored but not answered (rate limit, duplicate, opted out)
+
+
+class CaseStatus(enum.StrEnum):
+    NEW = "new"
+    CLAIMED = "claimed"
+    IN_PROGRESS = "in_progress"
+    REFERRED = "referred"
+    CLOSED = "closed"
+
+
+class CasePriority(enum.StrEnum):
+    URGENT = "urgent"
+    NORMAL = "normal"
+
+
+class CaseCategory(enum.StrEnum):
+    TRAFFICKING = "trafficking"
+    DOCUMENTS = "documents"  # passport or papers confiscated
+    UNPAID_WAGES = "unpaid_wages"
+    VIOLENCE = "violence"
+    DETENTION = "detention"
+    OTHER = "other"
+
+
+class CallbackStatus(enum.StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    FAILED = "failed"  # attempts used up
+    CANCELLED = "cancelled"
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    LAWYER = "lawyer"
+    OPERATOR = "operator"
+
+
+class Caller(Base):
+    """A phone number that reached us, with its language and opt-out."""
+
+    __tablename__ = "callers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(sa.String(20), unique=True)
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    language: Mapped[Language | None] = mapped_column(_enum(Language))
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Call(Base):
+    """One phone call, inbound or placed by us; `state` is the menu engine's state."""
+
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"), index=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction), default=Direction.INBOUND)
+    line: Mapped[str] = mapped_column(sa.String(16), default="main")  # main | missed | outbound
+    to_number: Mapped[str | None] = mapped_column(sa.String(20))
+    purpose: Mapped[str | None] = mapped_column(sa.String(32))  # for calls we place: callback, ...
+    status: Mapped[str] = mapped_column(sa.String(24), default="in-progress")
+    answered_by: Mapped[str | None] = mapped_column(sa.String(32))
+    language: Mapped[Language | None] = mapped_column(_enum(Language))
+    state: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    last_node: Mapped[str | None] = mapped_column(sa.String(64))
+    provider: Mapped[str] = mapped_column(sa.String(16), default="twilio")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now(), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_s: Mapped[int | None] = mapped_column(sa.Integer)
+    outcome: Mapped[str | None] = mapped_column(sa.String(32))
+    events: Mapped[list[CallEvent]] = relationship(back_populates="call", order_by="CallEvent.id")
+
+
+class CallEvent(Base):
+    """A step of a call's path: node entered, key pressed, message completed, hang-up."""
+
+    __tablename__ = "call_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(sa.ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    node: Mapped[str | None] = mapped_column(sa.String(64))
+    detail: Mapped[str | None] = mapped_column(sa.String(255))
+    call: Mapped[Call] = relationship(back_populates="events")
+
+
+class Message(Base):
+    """An SMS (or other channel message), in or out, with its delivery status."""
+
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid: Mapped[str | None] = mapped_column(sa.String(64), unique=True)  # MessageSid / provider id
+    direction: Mapped[Direction] = mapped_column(_enum(Direction))
+    channel: Mapped[str] = mapped_column(sa.String(16), default="sms")
+    caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"), index=True)
+    peer: Mapped[str] = mapped_column(sa.String(20))  # the other party's number
+    body: Mapped[str | None] = mapped_column(sa.Text)  # purged after retention
+    language: Mapped[Language | None] = mapped_column(_enum(Language))
+    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus))
+    error_code: Mapped[str | None] = mapped_column(sa.String(16))
+    error_message: Mapped[str | None] = mapped_column(sa.String(255))
+    segments: Mapped[int | None] = mapped_column(sa.Integer)
+    purpose: Mapped[str | None] = mapped_column(sa.String(32))  # reply, oncall_alert, ...
+    keyword: Mapped[str | None] = mapped_column(sa.String(32))  # what an inbound text matched
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", ondelete="SET NULL"), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(96), unique=True)
+    provider: Mapped[str] = mapped_column(sa.String(16), default="twilio")  # twilio | local
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now(), index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), onupdate=_now())
+    body_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120), default="")
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    language: Mapped[str] = mapped_column(sa.String(8), default="en")
+    phone: Mapped[str | None] = mapped_column(sa.String(20))  # rings first when they place a callback
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(sa.Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+
+
+class Case(Base):
+    """A request for legal aid: urgent (danger) or normal."""
+
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(sa.String(16), unique=True)  # what staff and SMS alerts quote
+    caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"), index=True)
+    source: Mapped[str] = mapped_column(sa.String(16))  # voice | sms | staff
+    source_sid: Mapped[str | None] = mapped_column(sa.String(64), unique=True)  # one case per call/message
+    priority: Mapped[CasePriority] = mapped_column(_enum(CasePriority))
+    category: Mapped[CaseCategory] = mapped_column(_enum(CaseCategory), default=CaseCategory.OTHER)
+    status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus), default=CaseStatus.NEW, index=True)
+    country: Mapped[str | None] = mapped_column(sa.String(2))  # where the caller is
+    language: Mapped[Language | None] = mapped_column(_enum(Language))
+    # A family member may ask for someone else: who asked, for whom, and whether that person agreed.
+    reported_by_other: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    subject_phone: Mapped[str | None] = mapped_column(sa.String(20))
+    consent_contact: Mapped[bool | None] = mapped_column(sa.Boolean)
+    consent_share: Mapped[bool | None] = mapped_column(sa.Boolean)
+    claimed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    escalation_level: Mapped[int] = mapped_column(sa.Integer, default=0)
+    overdue: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    last_error: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now(), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    notes: Mapped[list[CaseNote]] = relationship(back_populates="case", order_by="CaseNote.id")
+    history: Mapped[list[CaseStatusChange]] = relationship(back_populates="case", order_by="CaseStatusChange.id")
+    caller: Mapped[Caller | None] = relationship()
+    claimed_by: Mapped[StaffUser | None] = relationship()
+
+
+class CaseNote(Base):
+    __tablename__ = "case_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    case: Mapped[Case] = relationship(back_populates="notes")
+    staff: Mapped[StaffUser | None] = relationship()
+
+
+class CaseStatusChange(Base):
+    __tablename__ = "case_status_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[CaseStatus | None] = mapped_column(_enum(CaseStatus))
+    to_status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus))
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    reason: Mapped[str | None] = mapped_column(sa.String(255))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    case: Mapped[Case] = relationship(back_populates="history")
+    staff: Mapped[StaffUser | None] = relationship()
+
+
+class CallbackRequest(Base):
+    """Someone asked to be called back (IVR key 8, SMS CALL, or a missed call)."""
+
+    __tablename__ = "callback_requests"
+    __table_args__ = (
+        # At most one open request per number, enforced by the database itself.
+        sa.Index("uq_callback_open_phone", "phone", unique=True,
+                 sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'")),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"), index=True)
+    phone: Mapped[str] = mapped_column(sa.String(20))  # the number to call
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    language: Mapped[Language | None] = mapped_column(_enum(Language))
+    source: Mapped[str] = mapped_column(sa.String(16))  # ivr | sms | missed_call | staff
+    source_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    preferred_time: Mapped[str] = mapped_column(sa.String(16), default="now")  # now | evening | weekend
+    for_someone_else: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    consent_contact: Mapped[bool | None] = mapped_column(sa.Boolean)
+    status: Mapped[CallbackStatus] = mapped_column(_enum(CallbackStatus), default=CallbackStatus.OPEN, index=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    assigned_to_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", ondelete="SET NULL"))
+    outcome: Mapped[str | None] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now(), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempt_log: Mapped[list[CallbackAttempt]] = relationship(back_populates="request",
+                                                              order_by="CallbackAttempt.id")
+
+
+class CallbackAttempt(Base):
+    __tablename__ = "callback_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("callback_requests.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    call_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    outcome: Mapped[str | None] = mapped_column(sa.String(32))  # reached, no_answer, busy, unsafe, machine, failed
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    request: Mapped[CallbackRequest] = relationship(back_populates="attempt_log")
+
+
+class Recording(Base):
+    """A voicemail, copied from Twilio into our own storage, encrypted at rest."""
+
+    __tablename__ = "recordings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_sid: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    call_id: Mapped[int | None] = mapped_column(sa.ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", ondelete="SET NULL"), index=True)
+    remote_url: Mapped[str | None] = mapped_column(sa.String(512))
+    duration_s: Mapped[int | None] = mapped_column(sa.Integer)
+    storage_path: Mapped[str | None] = mapped_column(sa.String(512))
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending | stored | failed | purged
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    remote_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+
+
+class OnCallEntry(Base):
+    """The console's on-call roster; HOTLINE_ONCALL is used when it is empty."""
+
+    __tablename__ = "oncall_roster"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    country: Mapped[str] = mapped_column(sa.String(2))
+    phone: Mapped[str] = mapped_column(sa.String(20))
+    name: Mapped[str] = mapped_column(sa.String(120), default="")
+    position: Mapped[int] = mapped_column(sa.Integer, default=0)
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+
+
+class AuditEvent(Base):
+    """Who saw or changed what; admins read it in the console."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now(), index=True)
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(sa.String(48))
+    object_type: Mapped[str | None] = mapped_column(sa.String(32))
+    object_id: Mapped[str | None] = mapped_column(sa.String(64))
+    ip: Mapped[str | None] = mapped_column(sa.String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+
+
+class OutboxJob(Base):
+    """A job written in the same transaction as what caused it, enqueued to RQ after commit.
+
+    The worker's sweeper re-enqueues rows that never reached Redis, so nothing is lost.
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(48))
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    queue: Mapped[str] = mapped_column(sa.String(16), default="default")  # urgent | default | low
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    run_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(sa.String(255))
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())

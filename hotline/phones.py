@@ -1,0 +1,74 @@
+"""Phone numbers: parsing what people type (any script), E.164, country, and masking for logs."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+# Countries whose callers we serve first-class; the order is the fallback order for parsing.
+HOME_REGIONS = ("KH", "TH")
+
+
+def country_of(e164: str | None) -> str | None:
+    """ISO country of an E.164 number ("KH", "TH", ...), or None if it is not a number."""
+    if not e164:
+        return None
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or None
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def to_e164(raw: str, default_region: str | None = None) -> str | None:
+    """Parse a number typed in any style or script; None when no valid number can be read.
+
+    Tries the caller's own country first, then the other home country, because a wrong default
+    region yields a wrong number that still parses. "00855…"/"0066…" are rewritten first: the
+    library would otherwise read "008"/"006" as a carrier access code (see the reference notes).
+    """
+    digits = phonenumbers.normalize_digits_only(raw)
+    if not digits:
+        return None
+    stripped = raw.strip()
+    if stripped.startswith("+"):
+        candidates = ["+" + digits]
+    elif digits.startswith("00855") or digits.startswith("0066"):
+        candidates = ["+" + digits[2:]]
+    else:
+        candidates = [digits]
+    regions = [r for r in (default_region, *HOME_REGIONS) if r]
+    for text in candidates:
+        for region in dict.fromkeys(regions):
+            try:
+                num = phonenumbers.parse(text, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(num):
+                return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def mask(number: str | None) -> str:
+    """`+85512345678` -> `+855*****678`: the country stays readable, the person does not."""
+    if not number:
+        return "-"
+    digits = re.sub(r"\D", "", number)
+    if len(digits) < 7:
+        return "*" * len(digits)
+    cc = ""
+    if number.startswith("+"):
+        try:
+            cc = str(phonenumbers.parse(number, None).country_code)
+        except phonenumbers.NumberParseException:
+            cc = digits[:2]
+        return "+" + cc + "*" * (len(digits) - len(cc) - 3) + digits[-3:]
+    return "*" * (len(digits) - 3) + digits[-3:]
+
+
+_NUMBER_RE = re.compile(r"(?<![\w+])\+?\d(?:[\d \-.]{6,18})\d(?!\w)")
+
+
+def mask_all(text: str) -> str:
+    """Mask every phone-number-like run of digits in free text (a last line of defence in logs)."""
+    return _NUMBER_RE.sub(lambda m: mask(m.group(0).replace(" ", "").replace("-", "").replace(".", "")), text)

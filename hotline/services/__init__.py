@@ -1,0 +1,1 @@
+"""Use cases: take a session and plain values, return plain values. They never commit."""

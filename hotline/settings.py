@@ -1,0 +1,262 @@
+"""Typed settings, read once from the environment and checked strictly.
+
+Two modes:
+- embedded (the default): SQLite and a redis-server that `hotline` starts itself, both kept in the
+  instance folder; secrets are generated on first start and kept there too.
+- production (`HOTLINE_ENV=production`): every secret and service URL must be given; a missing one
+  stops start-up with a message naming it.
+
+Any `NAME` may instead be given as `NAME_FILE` (a path whose contents are the value), so secrets can
+come from Docker or Kubernetes secret files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+
+class SettingsError(Exception):
+    """Raised with every problem found, one per line, so an operator fixes them in one go."""
+
+
+@dataclass(frozen=True)
+class OnCall:
+    """One on-call legal-aid number and the country whose cases it takes."""
+
+    country: str  # ISO 3166 alpha-2, e.g. "TH"
+    phone: str  # E.164
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "embedded"
+    instance_path: Path = Path("instance")
+    database_url: str = ""
+    redis_url: str | None = None  # None: start the embedded redis-server
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_rest_enabled: bool = False  # True only when real credentials were given
+    twilio_api_base_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:5000"
+    audio_base_url: str | None = None  # None: served by the app under /audio
+    secret_key: str = ""
+    recording_key: str = ""  # Fernet key: recordings are encrypted at rest with it
+    hotline_number: str = "+85523000000"  # caller ID and SMS sender for what we send
+    missed_call_numbers: frozenset[str] = frozenset()
+    oncall: tuple[OnCall, ...] = ()
+    timezone: str = "Asia/Phnom_Penh"
+    simulator_public: bool = True  # open in embedded mode; staff-only in production
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    def oncall_for(self, country: str) -> list[str]:
+        """On-call numbers for a caller's country; all numbers when none is set for it."""
+        numbers = [o.phone for o in self.oncall if o.country == country]
+        return numbers or [o.phone for o in self.oncall]
+
+    def with_(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _read(env: Mapping[str, str], name: str) -> str | None:
+    if name in env and env[name] != "":
+        return env[name]
+    path = env.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text(encoding="utf-8").strip()
+    return None
+
+
+def parse_oncall(raw: str) -> tuple[OnCall, ...]:
+    """Parse `+66812345678,+85512345678` or `TH:+66812345678,KH:+85512345678`.
+
+    Without a prefix, a number serves the country it belongs to.
+    """
+    out: list[OnCall] = []
+    for item in (p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        country = None
+        if ":" in item:
+            country, item = (s.strip() for s in item.split(":", 1))
+            country = country.upper()
+        try:
+            num = phonenumbers.parse(item, None)
+        except phonenumbers.NumberParseException as exc:
+            raise ValueError(f"{item!r} is not an E.164 number (+ and country code): {exc}") from None
+        if not phonenumbers.is_valid_number(num):
+            raise ValueError(f"{item!r} is not a valid phone number")
+        region = phonenumbers.region_code_for_number(num) or "ZZ"
+        out.append(OnCall(country or region, phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)))
+    return tuple(out)
+
+
+def _instance_secrets(instance: Path) -> dict[str, str]:
+    """Secrets for the embedded mode, generated once and kept in the instance folder."""
+    path = instance / "secrets.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    from cryptography.fernet import Fernet
+
+    values = {
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+        "TWILIO_ACCOUNT_SID": "AC" + secrets.token_hex(16),
+        "RECORDING_KEY": Fernet.generate_key().decode(),
+    }
+    instance.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(values, indent=2))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return values
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...], errors: list[str]) -> None:
+    parsed = urlparse(value)
+    if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
+        errors.append(f"{name}={value!r} must be a URL starting with one of {', '.join(s + '://' for s in schemes)}")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment; raise SettingsError listing every problem."""
+    env = os.environ if env is None else env
+    errors: list[str] = []
+    mode = (_read(env, "HOTLINE_ENV") or "embedded").lower()
+    if mode not in ("embedded", "production"):
+        errors.append(f"HOTLINE_ENV={mode!r} must be 'embedded' or 'production'")
+    production = mode == "production"
+    instance = Path(_read(env, "HOTLINE_INSTANCE") or "instance").resolve()
+
+    generated: dict[str, str] = {}
+    if not production:
+        generated = _instance_secrets(instance)
+
+    def need(name: str) -> str:
+        value = _read(env, name)
+        if value is None and not production and name in generated:
+            return generated[name]
+        if value is None:
+            errors.append(f"{name} is required when HOTLINE_ENV=production")
+            return ""
+        return value
+
+    database_url = _read(env, "DATABASE_URL")
+    if database_url is None:
+        if production:
+            errors.append("DATABASE_URL is required when HOTLINE_ENV=production (a postgresql:// URL)")
+        database_url = f"sqlite:///{instance / 'hotline.db'}"
+    database_url = normalise_database_url(database_url)
+    _check_url("DATABASE_URL", database_url, ("sqlite", "postgresql+psycopg"), errors)
+
+    redis_url = _read(env, "REDIS_URL")
+    if redis_url is None and production:
+        errors.append("REDIS_URL is required when HOTLINE_ENV=production (a redis:// URL)")
+    if redis_url is not None:
+        _check_url("REDIS_URL", redis_url, ("redis", "rediss", "unix"), errors)
+
+    account_sid = _read(env, "TWILIO_ACCOUNT_SID")
+    auth_token = _read(env, "TWILIO_AUTH_TOKEN")
+    rest_enabled = bool(account_sid and auth_token)
+    if production and not auth_token:
+        errors.append("TWILIO_AUTH_TOKEN is required when HOTLINE_ENV=production: without it no webhook can be trusted")
+    if account_sid and not account_sid.startswith("AC"):
+        errors.append(f"TWILIO_ACCOUNT_SID={account_sid!r} must start with AC")
+    api_base = _read(env, "TWILIO_API_BASE_URL")
+    if api_base:
+        _check_url("TWILIO_API_BASE_URL", api_base, ("http", "https"), errors)
+
+    public = (_read(env, "PUBLIC_BASE_URL") or ("" if production else "http://127.0.0.1:5000")).rstrip("/")
+    if production and not public:
+        errors.append("PUBLIC_BASE_URL is required when HOTLINE_ENV=production (the https:// URL Twilio calls)")
+    elif public:
+        _check_url("PUBLIC_BASE_URL", public, ("http", "https"), errors)
+    audio_base = _read(env, "AUDIO_BASE_URL")
+    if audio_base:
+        _check_url("AUDIO_BASE_URL", audio_base, ("http", "https"), errors)
+
+    try:
+        oncall = parse_oncall(_read(env, "HOTLINE_ONCALL") or "")
+    except ValueError as exc:
+        errors.append(f"HOTLINE_ONCALL: {exc}")
+        oncall = ()
+
+    hotline_number = _read(env, "HOTLINE_NUMBER") or "+85523000000"
+    missed = frozenset(n.strip() for n in (_read(env, "HOTLINE_MISSED_CALL_NUMBERS") or "").split(",") if n.strip())
+    for n in [hotline_number, *missed]:
+        if not n.startswith("+") or not n[1:].isdigit():
+            errors.append(f"{n!r} (HOTLINE_NUMBER / HOTLINE_MISSED_CALL_NUMBERS) must be E.164, like +85523000000")
+
+    tz = _read(env, "HOTLINE_TIMEZONE") or "Asia/Phnom_Penh"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append(f"HOTLINE_TIMEZONE={tz!r} is not an IANA time zone such as Asia/Phnom_Penh")
+
+    secret_key = need("SECRET_KEY")
+    recording_key = need("RECORDING_KEY")
+    if recording_key:
+        try:
+            from cryptography.fernet import Fernet
+
+            Fernet(recording_key.encode())
+        except ValueError:
+            errors.append("RECORDING_KEY must be a Fernet key (32 url-safe base64 bytes); make one with "
+                          "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`")
+
+    simulator = (_read(env, "HOTLINE_SIMULATOR") or ("staff" if production else "open")).lower()
+    if simulator not in ("open", "staff"):
+        errors.append(f"HOTLINE_SIMULATOR={simulator!r} must be 'open' or 'staff'")
+
+    if errors:
+        raise SettingsError("Settings are not valid:\n  - " + "\n  - ".join(errors))
+
+    return Settings(
+        env=mode,
+        instance_path=instance,
+        database_url=database_url,
+        redis_url=redis_url,
+        twilio_account_sid=account_sid or generated.get("TWILIO_ACCOUNT_SID", ""),
+        twilio_auth_token=auth_token or generated.get("TWILIO_AUTH_TOKEN", ""),
+        twilio_rest_enabled=rest_enabled,
+        twilio_api_base_url=api_base.rstrip("/") if api_base else None,
+        public_base_url=public,
+        audio_base_url=audio_base.rstrip("/") if audio_base else None,
+        secret_key=secret_key,
+        recording_key=recording_key,
+        hotline_number=hotline_number,
+        missed_call_numbers=missed,
+        oncall=oncall,
+        timezone=tz,
+        simulator_public=simulator == "open",
+        log_level=(_read(env, "HOTLINE_LOG_LEVEL") or "INFO").upper(),
+    )
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the postgres:// and postgresql:// forms hosting providers hand out; use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

@@ -1,0 +1,1 @@
+"""The only package that imports twilio: signatures, TwiML helpers, and the outbound transport."""

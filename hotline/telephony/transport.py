@@ -1,0 +1,127 @@
+"""One way out for SMS and calls: Twilio's REST API, or a local transport when no credentials are set.
+
+Errors are sorted the way a worker needs them: transient ones (timeouts, 429, 5xx) are retried with
+backoff, permanent ones (invalid or opted-out number) fail at once with the reason shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+from hotline.phones import mask
+from hotline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Twilio error codes that will never succeed on retry (see twilio.com/docs/api/errors).
+PERMANENT_CODES = {
+    21211: "invalid 'To' number",
+    21214: "'To' number cannot be reached",
+    21408: "permission to send to this region not enabled",
+    21610: "recipient has opted out (STOP)",
+    21612: "cannot route to this number",
+    21614: "'To' number is not a mobile number",
+    21217: "phone number is not valid",
+    13224: "invalid phone number for calls",
+}
+
+
+class SendError(Exception):
+    def __init__(self, message: str, *, transient: bool, code: str | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Sent:
+    sid: str
+    status: str
+    provider: str
+
+
+class Transport(Protocol):
+    name: str
+
+    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> Sent: ...
+
+    def place_call(self, to: str, *, url: str, status_callback: str | None = None,
+                   machine_detection: bool = True, timeout: int = 30) -> Sent: ...
+
+
+class TwilioTransport:
+    """Twilio's REST client; TWILIO_API_BASE_URL points it at a staging or test server."""
+
+    name = "twilio"
+
+    def __init__(self, settings: Settings, timeout: float = 10.0):
+        from twilio.http.http_client import TwilioHttpClient
+        from twilio.rest import Client
+
+        self.settings = settings
+        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token,
+                             http_client=TwilioHttpClient(timeout=timeout))
+        if settings.twilio_api_base_url:
+            # Domain.base_url is read on each request; the paths (/2010-04-01/Accounts/...) stay Twilio's.
+            self.client.api.base_url = settings.twilio_api_base_url
+
+    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> Sent:
+        def create() -> Sent:
+            msg = self.client.messages.create(to=to, from_=self.settings.hotline_number, body=body,
+                                              status_callback=status_callback)
+            return Sent(str(msg.sid), str(msg.status), self.name)
+
+        return self._call(create, to)
+
+    def place_call(self, to: str, *, url: str, status_callback: str | None = None,
+                   machine_detection: bool = True, timeout: int = 30) -> Sent:
+        def create() -> Sent:
+            call = self.client.calls.create(
+                to=to, from_=self.settings.hotline_number, url=url, status_callback=status_callback,
+                status_callback_event=["initiated", "answered", "completed"] if status_callback else None,
+                machine_detection="Enable" if machine_detection else None, timeout=timeout)
+            return Sent(str(call.sid), str(call.status), self.name)
+
+        return self._call(create, to)
+
+    @staticmethod
+    def _call(fn, to: str) -> Sent:  # type: ignore[no-untyped-def]
+        import requests
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
+        try:
+            return fn()  # type: ignore[no-any-return]
+        except TwilioRestException as exc:
+            code = int(exc.code) if exc.code else exc.status
+            transient = exc.status == 429 or exc.status >= 500 or code == 20429
+            reason = PERMANENT_CODES.get(code, exc.msg if isinstance(exc.msg, str) else str(exc.msg))
+            log.warning("twilio refused send to %s: status=%s code=%s", mask(to), exc.status, code)
+            raise SendError(f"Twilio {exc.status}/{code}: {reason}"[:250], transient=transient,
+                            code=str(code)) from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise SendError(f"Twilio unreachable: {type(exc).__name__}", transient=True) from None
+        except TwilioException as exc:
+            raise SendError(f"Twilio error: {exc}"[:250], transient=True) from None
+
+
+class LocalTransport:
+    """No credentials: nothing leaves the machine. The caller already stored the message or call
+    row, so the simulator and console show it; this only hands back a sid like Twilio's."""
+
+    name = "local"
+
+    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> Sent:
+        log.info("local transport: SMS to %s (%d chars)", mask(to), len(body))
+        return Sent("SM" + secrets.token_hex(16), "delivered", self.name)
+
+    def place_call(self, to: str, *, url: str, status_callback: str | None = None,
+                   machine_detection: bool = True, timeout: int = 30) -> Sent:
+        log.info("local transport: call to %s", mask(to))
+        return Sent("CA" + secrets.token_hex(16), "queued", self.name)
+
+
+def make_transport(settings: Settings) -> Transport:
+    return TwilioTransport(settings) if settings.twilio_rest_enabled else LocalTransport()
