@@ -240,6 +240,9 @@ class CaseStatusChange(Base):
     staff: Mapped[StaffUser | None] = relationship()
 
 
+_OPEN_CALLBACK = "status IN ('open', 'in_progress')"
+
+
 class CallbackRequest(Base):
     """Someone asked to be called back (IVR key 8, SMS CALL, or a missed call)."""
 
@@ -247,7 +250,7 @@ class CallbackRequest(Base):
     __table_args__ = (
         # At most one open request per number, enforced by the database itself.
         sa.Index("uq_callback_open_phone", "phone", unique=True,
-                 sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'")),
+                 sqlite_where=sa.text(_OPEN_CALLBACK), postgresql_where=sa.text(_OPEN_CALLBACK)),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"), index=True)

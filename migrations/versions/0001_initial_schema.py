@@ -168,7 +168,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_callback_requests_caller_id'), ['caller_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_callback_requests_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_callback_requests_status'), ['status'], unique=False)
-        batch_op.create_index('uq_callback_open_phone', ['phone'], unique=True, sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
+        batch_op.create_index('uq_callback_open_phone', ['phone'], unique=True, sqlite_where=sa.text("status IN ('open', 'in_progress')"), postgresql_where=sa.text("status IN ('open', 'in_progress')"))
 
     op.create_table('case_notes',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -321,7 +321,7 @@ def downgrade() -> None:
 
     op.drop_table('case_notes')
     with op.batch_alter_table('callback_requests', schema=None) as batch_op:
-        batch_op.drop_index('uq_callback_open_phone', sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
+        batch_op.drop_index('uq_callback_open_phone', sqlite_where=sa.text("status IN ('open', 'in_progress')"), postgresql_where=sa.text("status IN ('open', 'in_progress')"))
         batch_op.drop_index(batch_op.f('ix_callback_requests_status'))
         batch_op.drop_index(batch_op.f('ix_callback_requests_created_at'))
         batch_op.drop_index(batch_op.f('ix_callback_requests_caller_id'))
