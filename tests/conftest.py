@@ -218,3 +218,63 @@ def database(settings: Settings) -> Iterator[Database]:
     d = Database(settings.database_url)
     yield d
     d.dispose()
+
+
+class LiveServer:
+    """The real app served over HTTP on a free local port (threaded werkzeug server)."""
+
+    def __init__(self, settings: Settings):
+        import socket
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.settings = settings.with_(public_base_url=self.url)
+        self.app = create_app(self.settings, TESTING=True)
+        from werkzeug.serving import make_server
+
+        self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        import threading
+
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="live-server")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        resources_of(self.app).close()
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """The app over real HTTP; `live_server.settings.public_base_url` is its URL (signatures match)."""
+    server = LiveServer(settings)
+    yield server
+    server.stop()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[Any]:
+    """A headless Debian Chromium page driven by Playwright (skipped where Chromium is absent)."""
+    if not CHROMIUM:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"])
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        yield page
+        context.close()
+        browser.close()
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
