@@ -17,6 +17,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import time
 from pathlib import Path
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -56,6 +57,15 @@ class Settings:
     timezone: str = "Asia/Phnom_Penh"
     simulator_public: bool = True  # open in embedded mode; staff-only in production
     log_level: str = "INFO"
+    # Legal aid: an urgent case unclaimed this long is marked overdue and the next on-call number texted.
+    escalate_after_minutes: int = 15
+    # Calls we place (callbacks) only between these local times, in the CALLEE's time zone.
+    calling_hours: str = "08:00-20:00"
+    callback_max_attempts: int = 3
+    callback_retry_minutes: int = 60  # the wait between two attempts at the same number
+    # Delete Twilio's copy of a voicemail once it is stored (encrypted) in recordings_dir.
+    recordings_delete_remote: bool = False
+    recordings_dir: Path | None = None  # None: <instance>/recordings
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -69,6 +79,15 @@ class Settings:
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def recordings_path(self) -> Path:
+        return self.recordings_dir or (self.instance_path / "recordings")
+
+    @property
+    def calling_window(self) -> tuple[time, time]:
+        """(start, end) local times of CALLING_HOURS, e.g. (08:00, 20:00)."""
+        return parse_calling_hours(self.calling_hours)
 
     def oncall_for(self, country: str) -> list[str]:
         """On-call numbers for a caller's country; all numbers when none is set for it."""
@@ -110,6 +129,40 @@ def parse_oncall(raw: str) -> tuple[OnCall, ...]:
         region = phonenumbers.region_code_for_number(num) or "ZZ"
         out.append(OnCall(country or region, phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)))
     return tuple(out)
+
+
+def parse_calling_hours(raw: str) -> tuple[time, time]:
+    """Parse `08:00-20:00` into two times; the start must come before the end (no overnight window)."""
+    try:
+        start_s, end_s = (part.strip() for part in raw.split("-", 1))
+        start, end = time.fromisoformat(start_s), time.fromisoformat(end_s)
+    except ValueError:
+        raise ValueError(f"{raw!r} must look like 08:00-20:00") from None
+    if start >= end:
+        raise ValueError(f"{raw!r}: the start must be before the end")
+    return start, end
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, errors: list[str]) -> int:
+    raw = _read(env, name)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or int(raw) < low:
+        errors.append(f"{name}={raw!r} must be a whole number of at least {low}")
+        return default
+    return int(raw)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool, errors: list[str]) -> bool:
+    raw = _read(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    errors.append(f"{name}={raw!r} must be true or false")
+    return default
 
 
 def _instance_secrets(instance: Path) -> dict[str, str]:
@@ -229,6 +282,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if simulator not in ("open", "staff"):
         errors.append(f"HOTLINE_SIMULATOR={simulator!r} must be 'open' or 'staff'")
 
+    # Legal aid and callbacks (see README "Legal aid pipeline").
+    escalate_after = _int(env, "ESCALATE_AFTER_MINUTES", 15, 1, errors)
+    calling_hours = _read(env, "CALLING_HOURS") or "08:00-20:00"
+    try:
+        parse_calling_hours(calling_hours)
+    except ValueError as exc:
+        errors.append(f"CALLING_HOURS: {exc}")
+    max_attempts = _int(env, "CALLBACK_MAX_ATTEMPTS", 3, 1, errors)
+    retry_minutes = _int(env, "CALLBACK_RETRY_MINUTES", 60, 1, errors)
+    delete_remote = _bool(env, "RECORDINGS_DELETE_REMOTE", False, errors)
+    recordings_dir = _read(env, "RECORDINGS_DIR")
+
     if errors:
         raise SettingsError("Settings are not valid:\n  - " + "\n  - ".join(errors))
 
@@ -251,6 +316,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         timezone=tz,
         simulator_public=simulator == "open",
         log_level=(_read(env, "HOTLINE_LOG_LEVEL") or "INFO").upper(),
+        escalate_after_minutes=escalate_after,
+        calling_hours=calling_hours,
+        callback_max_attempts=max_attempts,
+        callback_retry_minutes=retry_minutes,
+        recordings_delete_remote=delete_remote,
+        recordings_dir=Path(recordings_dir).resolve() if recordings_dir else None,
     )
 
 

@@ -12,6 +12,8 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -82,7 +84,8 @@ class FakeTwilio:
         @app.post(f"{base}/Messages.json")
         def create_message(account: str) -> tuple[Response, int]:
             sid = "SM" + secrets.token_hex(16)
-            record = {**request.form.to_dict(), "sid": sid}
+            record = {**request.form.to_dict(), "sid": sid,
+                      "date_created": format_datetime(datetime.now(UTC), usegmt=True)}
             with self._lock:
                 self.messages.append(record)
             body = request.form.get("Body", "")
@@ -90,6 +93,20 @@ class FakeTwilio:
                            body=body, status="queued", num_segments="1", direction="outbound-api",
                            api_version="2010-04-01", error_code=None, error_message=None,
                            uri=f"/2010-04-01/Accounts/{account}/Messages/{sid}.json"), 201
+
+        @app.get(f"{base}/Messages.json")
+        def list_messages(account: str) -> Response:
+            """Newest first, filtered by To, From and DateSent (DateSent>=/<= by day), like Twilio."""
+            with self._lock:
+                found = [m for m in reversed(self.messages) if _matches(m, request.args)]
+            size = int(request.args.get("PageSize", "50"))
+            page = [{"sid": m["sid"], "account_sid": account, "to": m.get("To"), "from": m.get("From"),
+                     "body": m.get("Body", ""), "status": "sent", "num_segments": "1", "direction": "outbound-api",
+                     "date_created": m["date_created"], "date_sent": m["date_created"], "api_version": "2010-04-01",
+                     "uri": f"/2010-04-01/Accounts/{account}/Messages/{m['sid']}.json"} for m in found[:size]]
+            return jsonify(messages=page, page=0, page_size=size, start=0, end=max(len(page) - 1, 0),
+                           first_page_uri=request.full_path, next_page_uri=None, previous_page_uri=None,
+                           uri=request.full_path)
 
         @app.post(f"{base}/Calls.json")
         def create_call(account: str) -> tuple[Response, int]:
@@ -130,6 +147,16 @@ class FakeTwilio:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+
+
+def _matches(message: dict[str, str], args: Any) -> bool:
+    if "To" in args and message.get("To") != args["To"]:
+        return False
+    if "From" in args and message.get("From") != args["From"]:
+        return False
+    day = parsedate_to_datetime(message["date_created"]).date().isoformat()
+    after, before, exact = args.get("DateSent>"), args.get("DateSent<"), args.get("DateSent")
+    return not ((after and day < after[:10]) or (before and day > before[:10]) or (exact and day != exact[:10]))
 
 
 def _error(status: int, code: int, message: str) -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from hotline.phones import mask
@@ -125,3 +126,57 @@ class LocalTransport:
 
 def make_transport(settings: Settings) -> Transport:
     return TwilioTransport(settings) if settings.twilio_rest_enabled else LocalTransport()
+
+
+def find_sms(transport: Transport, *, to: str, body: str, created_after: datetime) -> Sent | None:
+    """A message Twilio already holds for `to` with this exact body, created after `created_after`.
+
+    Used to reconcile after a crash between "Twilio accepted it" and "we stored its sid". We filter on
+    To and From and match the body ourselves, and deliberately not on DateSent: Twilio leaves DateSent
+    empty while a message is still queued, which is exactly the message we look for. Newest first, so
+    one page of 50 reaches back far enough. LocalTransport sends nothing, so there is nothing to find.
+    """
+    if not isinstance(transport, TwilioTransport):
+        return None
+
+    def lookup() -> Sent | None:
+        for msg in transport.client.messages.list(to=to, from_=transport.settings.hotline_number, limit=50):
+            created = msg.date_created
+            if msg.body == body and (created is None or created >= created_after):
+                return Sent(str(msg.sid), str(msg.status), transport.name)
+        return None
+
+    return TwilioTransport._call(lookup, to)  # type: ignore[no-any-return]
+
+
+def fetch_recording(settings: Settings, url: str, *, timeout: float = 30.0) -> bytes:
+    """GET a recording's audio with the account's credentials (basic auth), as Twilio requires.
+
+    404 is transient: Twilio announces a recording a moment before the file can be fetched.
+    """
+    import requests
+
+    try:
+        resp = requests.get(url, auth=(settings.twilio_account_sid, settings.twilio_auth_token), timeout=timeout)
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise SendError(f"recording unreachable: {type(exc).__name__}", transient=True) from None
+    if resp.status_code == 200 and resp.content:
+        return resp.content
+    transient = resp.status_code in (404, 429) or resp.status_code >= 500 or resp.status_code == 200
+    raise SendError(f"recording fetch answered HTTP {resp.status_code}", transient=transient,
+                    code=str(resp.status_code))
+
+
+def delete_recording(settings: Settings, recording_sid: str) -> None:
+    """Delete Twilio's copy of a recording (REST DELETE); a recording already gone counts as deleted."""
+    transport = TwilioTransport(settings)
+
+    def delete() -> Sent:
+        transport.client.recordings(recording_sid).delete()
+        return Sent(recording_sid, "deleted", transport.name)
+
+    try:
+        transport._call(delete, "")
+    except SendError as exc:
+        if exc.code != "20404":
+            raise
