@@ -1,0 +1,208 @@
+"""The browser phone (`/simulator`): place calls and send texts through the real /twilio/* webhooks.
+
+The browser talks JSON to this blueprint; it drives the same `hotline.simclient` that `hotline call`
+uses, which signs each request and follows the TwiML as Twilio would. A call's state between two
+key presses is plain JSON kept in Redis, so any web worker can serve the next press.
+
+Open in the embedded default; in production (HOTLINE_SIMULATOR=staff) only for logged-in staff.
+The recordings it serves are the exception: the worker fetches them with HTTP basic auth (account
+SID and auth token), exactly like Twilio's recording URLs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
+
+from hotline.models import Call, Direction, Message
+from hotline.phones import mask
+from hotline.settings import Settings
+from hotline.simclient import CallError, CallState, PhoneClient, Step, WsgiPoster, load_prompts, sms_parts
+from hotline.simclient.recordings import RecordingError, RecordingStore
+from hotline.web import resources, session
+
+bp = Blueprint("simulator", __name__, url_prefix="/simulator")
+
+# The simulator's own fake callers: shown unmasked in the outbox pane (they are nobody).
+SIM_NUMBERS = {
+    "KH": ["+85512345678", "+855977654321", "+85516555123"],
+    "TH": ["+66812345678", "+66898765432"],
+}
+OWN = {n for numbers in SIM_NUMBERS.values() for n in numbers}
+LANGUAGES = {"km": "ខ្មែរ Khmer", "th": "ไทย Thai", "en": "English"}
+CALL_TTL = 2 * 3600  # seconds a simulated call's state is kept in Redis
+
+
+def _settings() -> Settings:
+    return current_app.config["HOTLINE"]  # type: ignore[no-any-return]
+
+
+@bp.before_request
+def _guard() -> Any:
+    if request.endpoint == "simulator.recording" or _settings().simulator_public:
+        return None
+    from hotline.web.staff import staff_required
+
+    return staff_required()(lambda: None)()
+
+
+def client() -> PhoneClient:
+    s = _settings()
+    # In-process through the WSGI app rather than HTTP to PUBLIC_BASE_URL: the routes, middleware and
+    # signature check are the same, but a single-threaded server cannot deadlock on its own request,
+    # and a public URL behind a tunnel or proxy (where Twilio reaches us) need not route back here.
+    poster = WsgiPoster(current_app.test_client(), s.public_base_url, s.twilio_auth_token)
+    return PhoneClient(poster, account_sid=s.twilio_account_sid, hotline_number=s.hotline_number,
+                       prompts=load_prompts())
+
+
+def store() -> RecordingStore:
+    s = _settings()
+    return RecordingStore(s.instance_path / "simulator" / "recordings", s.public_base_url + "/simulator/recordings")
+
+
+def _key(call_sid: str) -> str:
+    return f"hotline:simulator:call:{call_sid}"
+
+
+def _load(call_sid: str) -> CallState:
+    raw = resources().redis().get(_key(call_sid)) if call_sid.startswith("CA") else None
+    if raw is None:
+        abort(404, "no such call (it ended more than two hours ago, or never began)")
+    return CallState.from_dict(json.loads(raw))
+
+
+def _reply(step: Step) -> Response:
+    resources().redis().set(_key(step.state.call_sid), json.dumps(step.state.to_dict()), ex=CALL_TTL)
+    public = _settings().public_base_url
+    for event in step.events:
+        # The browser loads prompts from the origin it is on, which may not be PUBLIC_BASE_URL.
+        url = event.get("url", "")
+        if event["kind"] == "play" and url.startswith(public + "/"):
+            event["src"] = url[len(public):]
+        elif event["kind"] == "play":
+            event["src"] = url
+    return jsonify(call_sid=step.state.call_sid, status=step.state.status, ended=step.ended,
+                   waiting=step.waiting, events=step.events)
+
+
+def _json() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    return data if isinstance(data, dict) else {}
+
+
+@bp.get("")
+def page() -> str:
+    s = _settings()
+    return render_template("simulator/index.html", numbers=SIM_NUMBERS, languages=LANGUAGES,
+                           hotline_number=s.hotline_number, missed_call_numbers=sorted(s.missed_call_numbers))
+
+
+@bp.post("/api/calls")
+def start_call() -> Response:
+    data = _json()
+    s = _settings()
+    to = str(data.get("to") or s.hotline_number)
+    step = client().start_call(str(data.get("from") or SIM_NUMBERS["KH"][0]), to)
+    return _reply(step)
+
+
+@bp.post("/api/calls/<call_sid>/keys")
+def press(call_sid: str) -> Response:
+    digits = _json().get("digits")
+    return _act(lambda c, st: c.press(st, str(digits) if digits else None), call_sid)
+
+
+@bp.post("/api/calls/<call_sid>/record")
+def record(call_sid: str) -> Response:
+    """The caller's recording: an uploaded file (what the browser recorded) or the bundled sample."""
+    upload = request.files.get("audio")
+    try:
+        if upload is not None:
+            name = upload.filename or "recording.webm"
+            rec = store().add(upload.read(), "." + name.rsplit(".", 1)[-1][:5] if "." in name else ".webm")
+        else:
+            rec = store().add_sample()
+    except RecordingError as exc:
+        return Response(f"{exc}\n", status=400, mimetype="text/plain")
+    finish = request.form.get("digits") or "#"
+    return _act(lambda c, st: c.record(st, rec, finish), call_sid)
+
+
+@bp.post("/api/calls/<call_sid>/dial")
+def dial(call_sid: str) -> Response:
+    answered = bool(_json().get("answer"))
+    return _act(lambda c, st: c.dial_result(st, answered), call_sid)
+
+
+@bp.post("/api/calls/<call_sid>/hangup")
+def hangup(call_sid: str) -> Response:
+    return _act(lambda c, st: c.hangup(st), call_sid)
+
+
+def _act(action: Any, call_sid: str) -> Response:
+    state = _load(call_sid)
+    try:
+        step = action(client(), state)
+    except CallError as exc:
+        return Response(f"{exc}\n", status=409, mimetype="text/plain")
+    return _reply(step)
+
+
+@bp.post("/api/sms")
+def sms() -> Response:
+    data = _json()
+    body = str(data.get("body") or "")
+    if not body.strip():
+        return Response("type a message first\n", status=400, mimetype="text/plain")
+    result = client().send_sms(str(data.get("from") or SIM_NUMBERS["KH"][0]), body[:1600])
+    return jsonify(result.to_dict() | {"parts": sms_parts(body)})
+
+
+def _show(number: str | None) -> str:
+    return number if number in OWN else mask(number)
+
+
+@bp.get("/api/outbox")
+def outbox() -> Response:
+    """What the hotline sent out through the transport, newest first: SMS and the calls it placed."""
+    s = session()
+    messages = s.scalars(sa.select(Message).where(Message.direction == Direction.OUTBOUND)
+                         .order_by(Message.id.desc()).limit(50)).all()
+    calls = s.scalars(sa.select(Call).where(Call.direction == Direction.OUTBOUND)
+                      .order_by(Call.id.desc()).limit(50)).all()
+    return jsonify(
+        messages=[{"id": m.id, "to": _show(m.peer), "body": m.body or "", "status": str(m.status),
+                   "provider": m.provider, "purpose": m.purpose, "parts": m.segments or sms_parts(m.body or ""),
+                   "at": m.created_at.isoformat() if m.created_at else None} for m in messages],
+        calls=[{"id": c.id, "to": _show(c.to_number), "status": c.status, "purpose": c.purpose,
+                "provider": c.provider, "answered_by": c.answered_by,
+                "at": c.started_at.isoformat() if c.started_at else None} for c in calls])
+
+
+def _authorised() -> bool:
+    auth = request.authorization
+    s = _settings()
+    return bool(auth and auth.username and auth.password
+                and hmac.compare_digest(auth.username, s.twilio_account_sid)
+                and hmac.compare_digest(auth.password, s.twilio_auth_token))
+
+
+@bp.get("/recordings/<name>")
+def recording(name: str) -> Response:
+    """A recording as Twilio serves one: WAV by default, MP3 with ".mp3"; basic auth required."""
+    if not _authorised():
+        return Response("Unauthorized\n", status=401, mimetype="text/plain",
+                        headers={"WWW-Authenticate": 'Basic realm="Twilio API"'})
+    sid, _, ext = name.partition(".")
+    try:
+        path = store().path(sid, ext or "wav")
+    except RecordingError:
+        path = None
+    if path is None:
+        abort(404)
+    return send_file(path, mimetype="audio/mpeg" if path.suffix == ".mp3" else "audio/x-wav", max_age=0)
