@@ -10,12 +10,14 @@ import re
 import secrets
 import subprocess
 import tempfile
+import time
 import wave
 from pathlib import Path
 
 from hotline.simclient.phone import Recording
 
 SAMPLE_WAV = Path(__file__).resolve().parent.parent / "static" / "simulator" / "sample.wav"
+KEEP_SECONDS = 24 * 3600
 SID_RE = re.compile(r"^RE[0-9a-f]{32}$")
 
 
@@ -65,7 +67,8 @@ class RecordingStore:
         """Store any audio ffmpeg can read (webm/ogg from a browser, a WAV file) as 8 kHz mono WAV."""
         if not data:
             raise RecordingError("the recording is empty")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.prune()
         sid = "RE" + secrets.token_hex(16)
         target = self.folder / f"{sid}.wav"
         with tempfile.NamedTemporaryFile(suffix=suffix, dir=self.folder) as tmp:
@@ -73,6 +76,13 @@ class RecordingStore:
             tmp.flush()
             _convert(Path(tmp.name), target, "-ac", "1", "-ar", "8000", "-c:a", "pcm_s16le")
         return Recording(sid, f"{self.url_base}/{sid}", wav_seconds(target))
+
+    def prune(self, max_age_s: float = KEEP_SECONDS) -> None:
+        """Simulated recordings are test material: they are not kept beyond a day."""
+        cutoff = time.time() - max_age_s
+        for path in self.folder.glob("RE*.*"):
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
 
     def add_sample(self) -> Recording:
         return self.add(SAMPLE_WAV.read_bytes(), ".wav")

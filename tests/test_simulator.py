@@ -1,0 +1,174 @@
+"""The simulator's JSON API, its recordings (served like Twilio's) and who may open it."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from hotline import create_app
+from hotline.models import Call, Caller, Direction, Message, MessageStatus
+from hotline.resources import resources_of
+from hotline.simclient.recordings import SAMPLE_WAV, ffmpeg
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC
+
+
+def csrf(client: FlaskClient) -> dict[str, str]:
+    page = client.get("/simulator")
+    assert page.status_code == 200
+    token = re.search(r'name="csrf-token" content="([^"]*)"', page.get_data(as_text=True))
+    assert token is not None
+    return {"X-CSRFToken": token.group(1)}
+
+
+def test_page_shows_phone_texting_and_outbox_panes(client: FlaskClient) -> None:
+    html = client.get("/simulator").get_data(as_text=True)
+    for marker in ('class="keypad"', 'id="sms-form"', 'id="outbox"', "+85512345678",
+                   "+66812345678", "+85523000999 (missed-call line)", "/static/simulator/simulator.js"):
+        assert marker in html
+
+
+def test_static_files_are_served_locally(client: FlaskClient) -> None:
+    for name in ("simulator.js", "simulator.css", "sample.wav"):
+        assert client.get(f"/static/simulator/{name}").status_code == 200
+
+
+def test_a_call_goes_through_the_signed_voice_webhook_and_hangs_up(client: FlaskClient, db) -> None:
+    headers = csrf(client)
+    started = client.post("/simulator/api/calls", json={"from": "+66812345678"}, headers=headers)
+    assert started.status_code == 200, started.get_data(as_text=True)
+    data = started.get_json()
+    assert data["events"][0]["kind"] == "webhook" and data["events"][0]["status"] == 200
+    assert data["events"][0]["url"] == PUBLIC + "/twilio/voice"
+    plays = [e for e in data["events"] if e["kind"] == "play"]
+    assert plays and all(e["src"].startswith("/audio/") for e in plays)  # the browser's own origin
+    sid = data["call_sid"]
+    call = db.scalar(sa.select(Call).where(Call.call_sid == sid))
+    assert call is not None and db.get(Caller, call.caller_id).phone == "+66812345678"
+    if not data["ended"]:
+        ended = client.post(f"/simulator/api/calls/{sid}/hangup", headers=headers).get_json()
+        assert ended["ended"] and ended["status"] == "completed"
+    db.expire_all()
+    assert db.scalar(sa.select(Call.status).where(Call.call_sid == sid)) == "completed"
+
+
+def test_keys_for_a_call_that_waits_for_nothing_are_refused(client: FlaskClient) -> None:
+    headers = csrf(client)
+    data = client.post("/simulator/api/calls", json={"from": "+85512345678"}, headers=headers).get_json()
+    client.post(f"/simulator/api/calls/{data['call_sid']}/hangup", headers=headers)
+    again = client.post(f"/simulator/api/calls/{data['call_sid']}/keys", json={"digits": "1"}, headers=headers)
+    assert again.status_code == 409 and "ended" in again.get_data(as_text=True)
+    assert client.post("/simulator/api/calls/CAnope/keys", json={"digits": "1"}, headers=headers).status_code == 404
+
+
+def test_api_posts_without_the_csrf_token_are_refused(client: FlaskClient) -> None:
+    assert client.post("/simulator/api/calls", json={"from": "+85512345678"}).status_code == 400
+
+
+def test_a_text_goes_through_the_sms_webhook(client: FlaskClient, db) -> None:
+    headers = csrf(client)
+    resp = client.post("/simulator/api/sms", json={"from": "+85512345678", "body": "ជំនួយ"}, headers=headers)
+    assert resp.status_code == 200
+    data = resp.get_json()
+    assert data["status"] == 200 and data["parts"] == 1
+    msg = db.scalar(sa.select(Message).where(Message.sid == data["sid"]))
+    assert msg is not None and msg.direction == Direction.INBOUND and msg.body == "ជំនួយ"
+    assert client.post("/simulator/api/sms", json={"from": "+85512345678", "body": "  "},
+                       headers=headers).status_code == 400
+
+
+def test_outbox_lists_what_was_sent_newest_first_masking_real_numbers(client: FlaskClient, db) -> None:
+    db.add(Message(direction=Direction.OUTBOUND, peer="+66812345001", body="New case HX-1: call back",
+                   status=MessageStatus.DELIVERED, provider="local", purpose="oncall_alert"))
+    db.add(Message(direction=Direction.OUTBOUND, peer="+85512345678", body="ក" * 80,
+                   status=MessageStatus.SENT, provider="local", purpose="reply"))
+    db.add(Call(call_sid="CA" + "0" * 32, direction=Direction.OUTBOUND, to_number="+85512345678",
+                purpose="callback", status="queued", provider="local"))
+    db.commit()
+    data = client.get("/simulator/api/outbox").get_json()
+    assert [m["to"] for m in data["messages"]] == ["+85512345678", "+66******001"]  # newest first; lawyer masked
+    assert [m["parts"] for m in data["messages"]] == [2, 1]
+    assert data["messages"][1]["purpose"] == "oncall_alert"
+    assert data["calls"] == [{"id": data["calls"][0]["id"], "to": "+85512345678", "status": "queued",
+                              "purpose": "callback", "provider": "local", "answered_by": None,
+                              "at": data["calls"][0]["at"]}]
+
+
+def _webm() -> bytes:
+    """What a browser's MediaRecorder sends: Opus in WebM."""
+    proc = subprocess.run([ffmpeg(), "-loglevel", "error", "-i", str(SAMPLE_WAV), "-c:a", "libopus", "-f", "webm",
+                           "-"], capture_output=True, check=True)
+    return proc.stdout
+
+
+def test_a_browser_recording_is_converted_and_served_like_twilio_with_basic_auth(
+        app: Flask, client: FlaskClient) -> None:
+    from hotline.web.simulator import store
+
+    with app.test_request_context():
+        rec = store().add(_webm(), ".webm")
+    assert rec.url == f"{PUBLIC}/simulator/recordings/{rec.sid}" and rec.duration == 2
+    path = f"/simulator/recordings/{rec.sid}"
+    assert client.get(path + ".wav").status_code == 401
+    assert client.get(path + ".wav", auth=(ACCOUNT_SID, "wrong")).status_code == 401
+    wav = client.get(path + ".wav", auth=(ACCOUNT_SID, AUTH_TOKEN))
+    assert wav.status_code == 200 and wav.mimetype == "audio/x-wav" and wav.data[:4] == b"RIFF"
+    assert wav.data[22:24] == b"\x01\x00" and int.from_bytes(wav.data[24:28], "little") == 8000  # mono, 8 kHz
+    assert client.get(path, auth=(ACCOUNT_SID, AUTH_TOKEN)).data == wav.data  # no extension: WAV
+    mp3 = client.get(path + ".mp3", auth=(ACCOUNT_SID, AUTH_TOKEN))
+    assert mp3.status_code == 200 and mp3.mimetype == "audio/mpeg" and len(mp3.data) > 1000
+    assert client.get("/simulator/recordings/RE" + "f" * 32, auth=(ACCOUNT_SID, AUTH_TOKEN)).status_code == 404
+    assert client.get("/simulator/recordings/..%2fsecrets", auth=(ACCOUNT_SID, AUTH_TOKEN)).status_code == 404
+
+
+def test_an_upload_that_is_not_audio_is_refused(client: FlaskClient) -> None:
+    headers = csrf(client)
+    data = client.post("/simulator/api/calls", json={"from": "+85512345678"}, headers=headers).get_json()
+    resp = client.post(f"/simulator/api/calls/{data['call_sid']}/record", headers=headers,
+                       data={"audio": (io.BytesIO(b"not audio at all"), "rec.webm")})
+    assert resp.status_code == 400 and "ffmpeg" in resp.get_data(as_text=True)
+
+
+@pytest.fixture
+def staff_only_app(settings) -> Flask:
+    app = create_app(settings.with_(simulator_public=False), TESTING=True)
+    yield app
+    resources_of(app).close()
+
+
+def test_in_production_mode_the_simulator_needs_a_staff_login(staff_only_app: Flask) -> None:
+    client = staff_only_app.test_client()
+    for path in ("/simulator", "/simulator/api/outbox"):
+        resp = client.get(path)
+        assert resp.status_code in (302, 401), path
+        if resp.status_code == 302:
+            assert "/staff" in resp.headers["Location"]
+    assert client.post("/simulator/api/calls", json={}).status_code in (302, 400, 401)
+
+
+def test_in_production_mode_a_logged_in_staff_member_may_use_it(staff_only_app: Flask) -> None:
+    from hotline.services import staff as staff_service
+
+    res = resources_of(staff_only_app)
+    with res.db.Session() as s:
+        staff_service.create(s, "op@example.org", "operator", "a-long-password-123")
+        s.commit()
+    client = staff_only_app.test_client()
+    login = client.get("/staff/login")
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', login.get_data(as_text=True))
+    assert token is not None, login.get_data(as_text=True)[:500]
+    client.post("/staff/login", data={"email": "op@example.org", "password": "a-long-password-123",
+                                      "csrf_token": token.group(1)})
+    assert client.get("/simulator").status_code == 200
+    assert client.get("/simulator/api/outbox").status_code == 200
+
+
+def test_recordings_stay_reachable_by_the_worker_in_production_mode(staff_only_app: Flask) -> None:
+    client = staff_only_app.test_client()
+    assert client.get("/simulator/recordings/RE" + "f" * 32, auth=(ACCOUNT_SID, AUTH_TOKEN)).status_code == 404
+    assert client.get("/simulator/recordings/RE" + "f" * 32).status_code == 401
