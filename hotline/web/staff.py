@@ -1,0 +1,331 @@
+"""Staff console (`/staff`): login, sessions, CSRF, roles, language. Case and admin pages live in
+staff_cases.py and staff_admin.py, which add their routes to this blueprint.
+
+Every /staff endpoint requires a logged-in, active staff member except PUBLIC_ENDPOINTS (the login
+page and the console's static files). That is enforced once, in `_guard`, before any view runs, so
+a view that forgets a decorator is still closed; `staff_required(roles=...)` adds role checks and is
+what other blueprints (the simulator) use.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import session as cookie
+from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from hotline.db import utcnow
+from hotline.models import AuditEvent, Role, StaffUser
+from hotline.phones import mask, mask_all
+from hotline.services import staff as staff_service
+from hotline.web import session
+from hotline.web.staff_i18n import LANGUAGES, t
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+bp = Blueprint("staff", __name__, url_prefix="/staff", static_folder="../static/staff",
+               static_url_path="/static")
+
+# The only /staff endpoints open to a logged-out browser. The route inventory test reads this.
+PUBLIC_ENDPOINTS = frozenset({"staff.login", "staff.static"})
+
+IDLE_TIMEOUT = timedelta(minutes=30)
+LOCK_AFTER = 5  # failed passwords in a row lock the account for LOCK_FOR
+LOCK_FOR = timedelta(minutes=15)
+IP_WINDOW = timedelta(minutes=15)
+IP_LIMIT = 20  # failed logins from one address per IP_WINDOW; counted in the database, not Redis
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+class StaffLogin:
+    """The Flask-Login user: a thin wrapper so templates never touch the password hash."""
+
+    def __init__(self, user: StaffUser):
+        self.user = user
+        self.id = user.id
+        self.role = Role(user.role)
+        self.email = user.email
+        self.name = user.name or user.email
+        self.language = user.language if user.language in LANGUAGES else "en"
+        self.is_authenticated = True
+        self.is_active = user.active
+        self.is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def has_role(self, *roles: Role | str) -> bool:
+        return self.role in {Role(r) for r in roles}
+
+
+def init_app(app: Flask) -> None:
+    """Flask-Login and CSRF for the whole app; Twilio webhooks are exempt (they are signed instead)."""
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
+    # Our own hook below checks CSRF, so the order of blueprint registration does not matter.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "staff.login"
+    login_manager.login_message = None  # type: ignore[assignment]
+    app.before_request(_guard)
+    app.register_error_handler(CSRFError, _csrf_error)
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> StaffLogin | None:
+    if not user_id.isdigit():
+        return None
+    user = session().get(StaffUser, int(user_id))
+    return StaffLogin(user) if user is not None and user.active else None
+
+
+def _twilio_view() -> bool:
+    """Twilio cannot send our CSRF token: /twilio blueprints and signature-checked views are exempt."""
+    blueprint = current_app.blueprints.get(request.blueprint or "")
+    if blueprint is not None and (blueprint.url_prefix or "").startswith("/twilio"):
+        return True
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "twilio_signed", False)) or request.path.startswith("/twilio/")
+
+
+def _guard() -> WerkzeugResponse | None:
+    """Login (with idle and absolute timeouts) for every /staff endpoint, then CSRF for every form."""
+    if not request.endpoint:
+        return None  # a 404 stays a 404
+    if request.blueprint == "staff" and request.endpoint not in PUBLIC_ENDPOINTS:
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()  # type: ignore[no-any-return]
+        if _session_expired():
+            logout_user()
+            cookie.clear()
+            flash(t("session_expired", _lang()), "info")
+            return redirect(url_for("staff.login", next=request.full_path if request.method == "GET" else None))
+        cookie["staff_seen"] = utcnow().timestamp()
+    if current_app.config.get("WTF_CSRF_ENABLED", True) and not _twilio_view():
+        csrf.protect()
+    return None
+
+
+def _session_expired() -> bool:
+    now = utcnow().timestamp()
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    seen = float(cookie.get("staff_seen", 0))
+    started = float(cookie.get("staff_login_at", 0))
+    return now - seen > IDLE_TIMEOUT.total_seconds() or now - started > lifetime
+
+
+def _csrf_error(exc: CSRFError) -> Any:
+    if request.blueprint == "staff":
+        return render_template("staff/message.html", title=t("form_expired", _lang()),
+                               message=t("form_expired_help", _lang())), 400
+    return Response(f"Bad request: {exc.description}\n", status=400, mimetype="text/plain")
+
+
+def staff_required(roles: Iterable[Role | str] | None = None) -> Callable[[F], F]:
+    """Require a logged-in staff member, and one of `roles` if given (403 otherwise)."""
+    allowed = {Role(r) for r in roles} if roles else None
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if allowed is not None and current_user.role not in allowed:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def me() -> StaffLogin:
+    return current_user  # type: ignore[return-value]
+
+
+def _lang() -> str:
+    return current_user.language if current_user.is_authenticated else _browser_lang()
+
+
+def _browser_lang() -> str:
+    return request.accept_languages.best_match(list(LANGUAGES), default="en") or "en"
+
+
+def client_ip() -> str | None:
+    return (request.remote_addr or "")[:64] or None
+
+
+def audit(action: str, object_type: str | None = None, object_id: object = None, **detail: Any) -> None:
+    """An audit row for the logged-in staff member, in the request's session (committed with the change)."""
+    staff_service.audit(session(), me().id, action, object_type, object_id, ip=client_ip(), **detail)
+
+
+@bp.context_processor
+def _inject() -> dict[str, Any]:
+    lang = _lang()
+    return {"t": functools.partial(_t, lang), "lang": lang, "languages": LANGUAGES,
+            "Role": Role, "me": current_user}
+
+
+def _t(lang: str, key: str, **kw: Any) -> str:
+    return t(key, lang, **kw)
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    # Case data must not survive in a shared computer's cache, nor be framed by another site.
+    if request.endpoint != "staff.static":
+        response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+    return response
+
+
+@bp.errorhandler(403)
+def _forbidden(_exc: Exception) -> Any:
+    return render_template("staff/message.html", title=t("forbidden", _lang()),
+                           message=t("forbidden_help", _lang())), 403
+
+
+@bp.errorhandler(404)
+def _not_found(_exc: Exception) -> Any:
+    return render_template("staff/message.html", title=t("not_found", _lang()), message=""), 404
+
+
+@bp.app_template_filter("staff_time")
+def _local_time(value: datetime | None) -> str:
+    """A UTC time shown in the hotline's time zone (Phnom Penh by default)."""
+    if value is None:
+        return "-"
+    return value.astimezone(current_app.config["HOTLINE"].tz).strftime("%Y-%m-%d %H:%M")
+
+
+@bp.app_template_filter("staff_wait")
+def _waiting(value: timedelta, lang: str = "en") -> str:
+    minutes = max(0, int(value.total_seconds() // 60))
+    if minutes < 60:
+        return t("minutes", lang, n=minutes)
+    if minutes < 48 * 60:
+        return t("hours_minutes", lang, h=minutes // 60, m=minutes % 60)
+    return t("days", lang, n=minutes // (24 * 60))
+
+
+bp.add_app_template_filter(mask, "staff_mask")
+bp.add_app_template_filter(mask_all, "staff_mask_all")
+
+
+# --- login -----------------------------------------------------------------------------------
+
+
+def failed_logins_from(ip: str | None, now: datetime) -> int:
+    if ip is None:
+        return 0
+    return session().scalar(sa.select(sa.func.count(AuditEvent.id)).where(
+        AuditEvent.action == "staff.login_failed", AuditEvent.ip == ip, AuditEvent.at > now - IP_WINDOW)) or 0
+
+
+@functools.cache
+def _nobody() -> StaffUser:
+    """A user with a real argon2 hash, checked when the email is unknown (same cost, same timing)."""
+    from argon2 import PasswordHasher
+
+    return StaffUser(password_hash=PasswordHasher().hash(secrets.token_urlsafe(16)))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the console: `next=https://evil.example` must not become an open redirect."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and parts.path.startswith("/staff/") and "\\" not in target:
+            return target
+    return url_for("staff.queue")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():  # type: ignore[no-untyped-def]
+    """PUBLIC: the login page (rate-limited per account and per address; needs no Redis)."""
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(_safe_next(request.args.get("next")))
+    if request.method == "GET":
+        return render_template("staff/login.html", email="")
+    s, now, ip = session(), utcnow(), client_ip()
+    email = request.form.get("email", "").strip().lower()[:254]
+    lang = _browser_lang()
+    if failed_logins_from(ip, now) >= IP_LIMIT:
+        return _login_refused(email, t("too_many_attempts", lang), 429)
+    user = s.scalar(sa.select(StaffUser).where(StaffUser.email == email)) if email else None
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        return _login_refused(email, t("too_many_attempts", lang), 429)
+    password = request.form.get("password", "")
+    # Verify against a dummy hash for unknown emails too, so timing does not reveal who has an account.
+    ok = staff_service.verify_password(user or _nobody(), password) and user is not None and user.active
+    if not ok or user is None:
+        if user is not None:
+            user.failed_logins = (user.failed_logins or 0) + 1
+            if user.failed_logins >= LOCK_AFTER:
+                user.locked_until, user.failed_logins = now + LOCK_FOR, 0
+        staff_service.audit(s, user.id if user else None, "staff.login_failed", "staff",
+                            user.id if user else None, ip=ip)
+        s.commit()
+        return _login_refused(email, t("bad_login", lang), 401)
+    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
+    staff_service.audit(s, user.id, "staff.login", "staff", user.id, ip=ip)
+    s.commit()
+    cookie.clear()  # a fresh session: nothing from before the login survives it
+    login_user(StaffLogin(user))
+    cookie.permanent = True
+    cookie["staff_login_at"] = cookie["staff_seen"] = now.timestamp()
+    return redirect(_safe_next(request.args.get("next")))
+
+
+def _login_refused(email: str, message: str, status: int) -> Any:
+    return render_template("staff/login.html", email=email, error=message), status
+
+
+@bp.post("/logout")
+def logout():  # type: ignore[no-untyped-def]
+    staff_service.audit(session(), me().id, "staff.logout", "staff", me().id, ip=client_ip())
+    session().commit()
+    logout_user()
+    cookie.clear()
+    return redirect(url_for("staff.login"))
+
+
+@bp.post("/language")
+def language():  # type: ignore[no-untyped-def]
+    lang = request.form.get("language", "")
+    if lang not in LANGUAGES:
+        abort(400)
+    me().user.language = lang
+    session().commit()
+    return redirect(_safe_next(request.form.get("back")))
+
+
+# The case and admin pages add their routes to `bp`; they must be imported before it is registered.
+from hotline.web import staff_admin, staff_cases  # noqa: E402,F401

@@ -1,0 +1,126 @@
+"""Admin pages of the console: staff accounts, the on-call roster and the audit log."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import flash, redirect, render_template, request, url_for
+
+from hotline.models import AuditEvent, OnCallEntry, Role, StaffUser
+from hotline.phones import to_e164
+from hotline.services import staff as staff_service
+from hotline.web import session
+from hotline.web.staff import _lang, audit, staff_required
+from hotline.web.staff import bp as staff_bp
+from hotline.web.staff_i18n import t
+
+AUDIT_PAGE = 200
+
+
+@staff_bp.get("/accounts")
+@staff_required(roles=(Role.ADMIN,))
+def accounts():  # type: ignore[no-untyped-def]
+    users = session().scalars(sa.select(StaffUser).order_by(StaffUser.email))
+    return render_template("staff/accounts.html", users=list(users), roles=list(Role), form={})
+
+
+@staff_bp.post("/accounts")
+@staff_required(roles=(Role.ADMIN,))
+def create_account():  # type: ignore[no-untyped-def]
+    """The same rules as `hotline staff add`: a valid email, a known role, a password of 10+ characters."""
+    s = session()
+    form = {k: request.form.get(k, "").strip() for k in ("email", "name", "role", "phone")}
+    phone = None
+    if form["phone"]:
+        phone = to_e164(form["phone"])
+        if phone is None:
+            return _account_error(form, t("bad_phone", _lang()))
+    try:
+        user = staff_service.create(s, form["email"], form["role"], request.form.get("password", ""),
+                                    name=form["name"], phone=phone)
+    except staff_service.StaffError as exc:
+        s.rollback()
+        return _account_error(form, str(exc))
+    audit("staff.created", "staff", user.id, role=str(user.role), via="console")
+    s.commit()
+    flash(t("account_created", _lang(), email=user.email), "ok")
+    return redirect(url_for("staff.accounts"))
+
+
+def _account_error(form: dict[str, str], message: str):  # type: ignore[no-untyped-def]
+    users = session().scalars(sa.select(StaffUser).order_by(StaffUser.email))
+    return render_template("staff/accounts.html", users=list(users), roles=list(Role), form=form,
+                           error=message), 400
+
+
+@staff_bp.post("/accounts/<int:user_id>/active")
+@staff_required(roles=(Role.ADMIN,))
+def set_active(user_id: int):  # type: ignore[no-untyped-def]
+    user = session().get(StaffUser, user_id)
+    if user is None:
+        return redirect(url_for("staff.accounts"))
+    user.active = request.form.get("active") == "1"
+    audit("staff.activated" if user.active else "staff.deactivated", "staff", user.id)
+    session().commit()
+    return redirect(url_for("staff.accounts"))
+
+
+@staff_bp.get("/oncall")
+@staff_required(roles=(Role.ADMIN,))
+def oncall():  # type: ignore[no-untyped-def]
+    return _render_oncall({})
+
+
+def _render_oncall(form: dict[str, str], error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    entries = session().scalars(sa.select(OnCallEntry).order_by(OnCallEntry.country, OnCallEntry.position,
+                                                                OnCallEntry.id))
+    return render_template("staff/oncall.html", entries=list(entries), form=form, error=error), status
+
+
+@staff_bp.post("/oncall")
+@staff_required(roles=(Role.ADMIN,))
+def add_oncall():  # type: ignore[no-untyped-def]
+    """Add a number to a country's roster; alerts for that country ring in position order."""
+    form = {k: request.form.get(k, "").strip() for k in ("country", "phone", "name", "position")}
+    country = form["country"].upper()
+    phone = to_e164(form["phone"], country or None)
+    if len(country) != 2 or not country.isalpha():
+        return _render_oncall(form, t("bad_country", _lang()), 400)
+    if phone is None:
+        return _render_oncall(form, t("bad_phone", _lang()), 400)
+    position = int(form["position"]) if form["position"].isdigit() else 0
+    entry = OnCallEntry(country=country, phone=phone, name=form["name"][:120], position=position, active=True)
+    session().add(entry)
+    session().flush()
+    audit("oncall.added", "oncall", entry.id, country=country)
+    session().commit()
+    return redirect(url_for("staff.oncall"))
+
+
+@staff_bp.post("/oncall/<int:entry_id>/delete")
+@staff_required(roles=(Role.ADMIN,))
+def delete_oncall(entry_id: int):  # type: ignore[no-untyped-def]
+    entry = session().get(OnCallEntry, entry_id)
+    if entry is not None:
+        audit("oncall.removed", "oncall", entry.id, country=entry.country)
+        session().delete(entry)
+        session().commit()
+    return redirect(url_for("staff.oncall"))
+
+
+@staff_bp.get("/audit")
+@staff_required(roles=(Role.ADMIN,))
+def audit_log():  # type: ignore[no-untyped-def]
+    """The newest audit events, filtered by object (`?object_type=case&object_id=3`) or staff id."""
+    q = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(AUDIT_PAGE)
+    filters = {k: request.args.get(k, "").strip() for k in ("object_type", "object_id", "staff_id")}
+    if filters["object_type"]:
+        q = q.where(AuditEvent.object_type == filters["object_type"])
+    if filters["object_id"]:
+        q = q.where(AuditEvent.object_id == filters["object_id"])
+    if filters["staff_id"].isdigit():
+        q = q.where(AuditEvent.staff_id == int(filters["staff_id"]))
+    events = list(session().scalars(q))
+    names = {i: e for i, e in session().execute(sa.select(StaffUser.id, StaffUser.email))}
+    audit("audit.viewed", "audit", None)
+    session().commit()
+    return render_template("staff/audit.html", events=events, names=names, filters=filters)
