@@ -1,0 +1,66 @@
+"""`hotline call` and `hotline sms` end to end: real HTTP to a running app (the live_server fixture)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from hotline.cli import cli
+from hotline.models import Call, Direction, Message
+
+pytestmark = pytest.mark.slow
+
+
+def env_for(live_server) -> dict[str, str]:
+    s = live_server.settings
+    return {"TWILIO_AUTH_TOKEN": s.twilio_auth_token, "TWILIO_ACCOUNT_SID": s.twilio_account_sid,
+            "PUBLIC_BASE_URL": s.public_base_url, "HOTLINE_INSTANCE": str(s.instance_path),
+            "HOTLINE_NUMBER": s.hotline_number}
+
+
+def run(live_server, args: list[str], stdin: str = ""):
+    result = CliRunner().invoke(cli, args, input=stdin, env=env_for(live_server), catch_exceptions=False)
+    return result
+
+
+def test_call_prints_prompts_and_ends_with_the_status_callback(live_server, db) -> None:
+    result = run(live_server, ["call", "--from", "+855 12 345 678", "--no-play"], "\n\n\nh\n")
+    assert result.exit_code == 0, result.output
+    assert f"calling +85523000000 from +85512345678 via {live_server.url}" in result.output
+    assert "▶ km/" in result.output
+    assert "call ended: completed" in result.output
+    call = db.scalar(sa.select(Call).where(Call.direction == Direction.INBOUND))
+    assert call is not None and call.status == "completed" and call.ended_at is not None
+
+
+def test_call_verbose_shows_the_webhooks_and_twiml(live_server) -> None:
+    result = run(live_server, ["call", "--from", "+66812345678", "--no-play", "-v"], "h\n")
+    assert result.exit_code == 0, result.output
+    assert f"POST {live_server.url}/twilio/voice -> 200" in result.output
+    assert "<Response>" in result.output
+    assert f"POST {live_server.url}/twilio/voice/status -> 200" in result.output
+
+
+def test_call_with_a_wrong_auth_token_reports_the_refusal(live_server) -> None:
+    env = env_for(live_server) | {"TWILIO_AUTH_TOKEN": "not-the-token"}
+    result = CliRunner().invoke(cli, ["call", "--from", "+85512345678", "--no-play"], input="", env=env)
+    assert "HTTP 403" in result.output
+
+
+def test_call_refuses_a_number_that_is_not_one(live_server) -> None:
+    result = run(live_server, ["call", "--from", "hello", "--no-play"])
+    assert result.exit_code == 2 and "is not a phone number" in result.output
+
+
+def test_call_to_an_unreachable_app_says_so(live_server) -> None:
+    result = run(live_server, ["call", "--from", "+85512345678", "--no-play", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 1 and "cannot reach the hotline" in result.output
+
+
+def test_sms_sends_one_text_and_prints_the_reply_with_its_parts(live_server, db) -> None:
+    result = run(live_server, ["sms", "--from", "+85512345678", "HELP"])
+    assert result.exit_code == 0, result.output
+    msg = db.scalar(sa.select(Message).where(Message.direction == Direction.INBOUND))
+    assert msg is not None and msg.body == "HELP" and msg.peer == "+85512345678"
+    assert "SMS part" in result.output or "(no reply)" in result.output
