@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-LANGUAGES = {"en": "English", "km": "ខ្មែរ"}
+LANGUAGES = {"en": "English", "km": "ខ្មែរ (Khmer)"}
 KM_REVIEWED = False
 
 EN: dict[str, str] = {
