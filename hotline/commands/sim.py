@@ -36,7 +36,11 @@ def describe(event: dict[str, Any], lang: str | None, verbose: bool) -> str | No
     kind = event["kind"]
     if kind == "play":
         text = event.get("text") or "(no text in the script)"
-        return f"  ▶ {event['name']}.mp3  {text}"
+        line = f"  ▶ {event['name']}.mp3  {text}"
+        own = event["name"].split("/", 1)[0]
+        if lang and lang != own and event.get("texts", {}).get(lang):
+            line += f"\n      ({lang}) {event['texts'][lang]}"
+        return line
     if kind == "say":
         return f"  🗣 {event['text']}" + (f"  [{event['language']}]" if event.get("language") else "")
     if kind in ("webhook", "callback"):
@@ -119,7 +123,7 @@ def register(cli: click.Group) -> None:
     @click.option("--from", "from_", required=True, help="The caller's number, e.g. +85512345678.")
     @click.option("--to", default=None, help="The number called (default: HOTLINE_NUMBER; a missed-call number works).")
     @click.option("--lang", type=click.Choice(["km", "th", "en"]), default=None,
-                  help="Language whose prompt texts to show when a script has several.")
+                  help="Also show each prompt's text in this language (a translation for staff).")
     @click.option("--url", default=None, help="The running app (default: PUBLIC_BASE_URL).")
     @click.option("--play/--no-play", default=None, help="Play the audio (default: when ffplay or mpv exists).")
     @click.option("-v", "--verbose", is_flag=True, help="Show every webhook and the TwiML it answered.")

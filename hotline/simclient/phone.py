@@ -318,7 +318,7 @@ class PhoneClient:
         if verb.tag == "Play":
             url = (verb.text or "").strip()
             return {"kind": "play", "url": url, "loop": verb.get("loop", "1"), "text": self.prompts.text_for(url),
-                    "name": self.prompts.name_for(url)}
+                    "name": self.prompts.name_for(url), "texts": self.prompts.texts_for(url)}
         if verb.tag == "Say":
             return {"kind": "say", "text": (verb.text or "").strip(), "language": verb.get("language", ""),
                     "voice": verb.get("voice", "")}

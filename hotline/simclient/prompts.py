@@ -30,6 +30,13 @@ class PromptCatalogue:
         key = prompt_key(url)
         return self.texts.get(key) if key else None
 
+    def texts_for(self, url: str) -> dict[str, str]:
+        """The same prompt in every language the script has it in (staff may not read Khmer)."""
+        key = prompt_key(url)
+        if key is None:
+            return {}
+        return {lang: text for (lang, name), text in self.texts.items() if name == key[1]}
+
 
 LANGS = ("km", "th", "en")
 

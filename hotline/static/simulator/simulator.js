@@ -64,6 +64,8 @@
       case "play": {
         const li = addLine("played", "▶ " + ev.name, ev.text || "(no text for this prompt in the script)");
         li.dataset.name = ev.name;
+        const want = $("lang").value, own = ev.name.split("/")[0];
+        if (ev.texts && want !== own && ev.texts[want]) li.append(el("span", "detail translation", `(${want}) ${ev.texts[want]}`));
         queue.push(ev.src); playNext();
         break;
       }
