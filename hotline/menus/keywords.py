@@ -76,6 +76,7 @@ class Number:
     labels: Mapping[str, str]
     emergency: bool
     useful: bool
+    phone_checked: bool = False
 
 
 @dataclass(frozen=True)
@@ -373,7 +374,7 @@ def _number(entry: Any, langs: list[str], where: str) -> Number:
     if not isinstance(labels, dict) or set(labels) != set(langs) or not all(isinstance(v, str)
                                                                            for v in labels.values()):
         raise _fail(f"{where}.labels", f"must give a text for each of {', '.join(langs)}")
-    return Number(num, dict(labels), entry["emergency"], entry["useful"])
+    return Number(num, dict(labels), entry["emergency"], entry["useful"], entry["phone_checked"])
 
 
 def _fallback(common: Mapping[str, Any], numbers: Mapping[str, Any]) -> str:

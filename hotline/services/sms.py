@@ -1,0 +1,199 @@
+"""Inbound texts from any channel: store, act once, answer; and delivery status of what we sent.
+
+`handle_inbound` takes the caller's session and does not commit: the webhook commits, then answers.
+A case or callback request is written in that same transaction (its job reaches RQ after commit),
+so the sender is only told "we will call" once it is stored. Per message it costs a few statements:
+the caller, a count for the rate limit, the inbound row (in a savepoint: the unique MessageSid
+decides a redelivery race), the reply row.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hotline.channels import InboundMessage, OutboundMessage
+from hotline.db import utcnow
+from hotline.menus.keywords import MAX_MATCH_CHARS, Intent, KeywordSet, Match
+from hotline.menus.textnorm import script_of, sms_segments
+from hotline.models import (
+    Caller,
+    Case,
+    CaseCategory,
+    CasePriority,
+    CaseStatus,
+    Direction,
+    Language,
+    Message,
+    MessageStatus,
+)
+from hotline.services import callers, intake
+from hotline.telephony.transport import PERMANENT_CODES
+
+log = logging.getLogger(__name__)
+
+REPLY_PURPOSE = "reply"
+_REPLY_FOR = {Intent.EMPTY: "unknown", Intent.UNKNOWN: "unknown", Intent.HELP: "help",
+              Intent.CALLBACK: "callback", Intent.URGENT: "urgent", Intent.STOP: "stop", Intent.START: "start"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    replies: tuple[OutboundMessage, ...] = ()
+    match: Match | None = None
+    duplicate: bool = False  # this MessageSid was already stored: nothing was done again
+    rate_limited: bool = False
+    case_id: int | None = None
+
+
+def reply_key(inbound_sid: str) -> str:
+    """Message.idempotency_key of the reply to an inbound message (one reply per inbound sid)."""
+    return f"reply:{inbound_sid}"
+
+
+def clean_body(body: str) -> str:
+    # PostgreSQL text cannot hold NUL; beyond Twilio's 1600 characters nothing is read or kept.
+    return body.replace("\x00", "")[:MAX_MATCH_CHARS]
+
+
+def handle_inbound(session: Session, keywords: KeywordSet, msg: InboundMessage, *,
+                   now: datetime | None = None) -> Outcome:
+    """Store `msg`, act on it once (case, callback, opt-out, language) and return the reply to send."""
+    now = now or utcnow()
+    body = clean_body(msg.body)
+    caller = callers.get_or_create(session, msg.sender)
+    limited = _over_rate_limit(session, keywords, caller, now)
+    match = keywords.match(body)
+    language = keywords.reply_language(body, caller.language)
+    inbound = Message(sid=msg.sid, direction=Direction.INBOUND, channel=msg.channel, provider=msg.provider,
+                      caller_id=caller.id, peer=caller.phone, body=body, language=Language(language),
+                      status=MessageStatus.IGNORED if limited else MessageStatus.RECEIVED,
+                      keyword=match.label, created_at=now)
+    try:
+        with session.begin_nested():
+            session.add(inbound)
+    except IntegrityError:
+        # Twilio delivered this MessageSid again (possibly at the same moment): acted on once already.
+        log.info("duplicate delivery of MessageSid=%s ignored", msg.sid)
+        return Outcome(match=match, duplicate=True)
+    if limited:
+        return Outcome(match=match, rate_limited=True,
+                       case_id=_despite_limit(session, keywords, caller, msg, match, language, now))
+    if caller.language is None and script_of(body) in keywords.languages:
+        caller.language = Language(language)  # first text in Khmer or Thai script: remember it
+    reply_id, language, case_id = _act(session, caller, msg, match, language, now)
+    inbound.case_id = case_id
+    if msg.answered_by_provider:
+        return Outcome(match=match, case_id=case_id)
+    text = keywords.render(reply_id, language, caller.country)
+    reply = OutboundMessage(body=text, language=language, segments=sms_segments(text), reply_to=msg.sid)
+    session.add(Message(direction=Direction.OUTBOUND, channel=msg.channel, provider=msg.provider,
+                        caller_id=caller.id, peer=caller.phone, body=text, language=Language(language),
+                        status=MessageStatus.QUEUED, segments=reply.segments, purpose=REPLY_PURPOSE,
+                        case_id=case_id, idempotency_key=reply_key(msg.sid) if msg.sid else None,
+                        created_at=now))
+    # The keyword is in the Message row; the log line stays free of anything the sender wrote.
+    log.info("MessageSid=%s answered: language=%s parts=%d", msg.sid, language, reply.segments)
+    return Outcome(replies=(reply,), match=match, case_id=case_id)
+
+
+def _over_rate_limit(session: Session, keywords: KeywordSet, caller: Caller, now: datetime) -> bool:
+    """Counted in the database, not Redis: the webhook keeps working with Redis down."""
+    limit, window = keywords.rate_limit
+    if caller.id is None:
+        return False
+    recent = session.scalar(sa.select(sa.func.count(Message.id)).where(
+        Message.caller_id == caller.id, Message.direction == Direction.INBOUND,
+        Message.created_at > now - timedelta(seconds=window)))
+    return (recent or 0) >= limit
+
+
+def _act(session: Session, caller: Caller, msg: InboundMessage, match: Match, language: str,
+         now: datetime) -> tuple[str, str, int | None]:
+    """Do what the message asks; returns (reply id, reply language, case id)."""
+    if match.intent == Intent.URGENT:
+        case, _ = intake.open_case(session, caller=caller, source=msg.channel, source_sid=msg.sid,
+                                   priority=CasePriority.URGENT, category=CaseCategory(match.category or "other"),
+                                   country=caller.country, language=language)
+        return "urgent", language, case.id
+    if match.intent == Intent.CALLBACK:
+        if caller.phone.startswith("+"):  # a channel address (tg:...) cannot be called back
+            intake.request_callback(session, caller=caller, phone=caller.phone, source=msg.channel,
+                                    source_sid=msg.sid, language=language)
+            return "callback", language, None
+        return "help", language, None
+    if match.intent == Intent.STOP:
+        # Twilio's own opt-out also blocks our sends after STOP (error 21610) and may answer itself;
+        # we still store the choice, and other code checks opted_out_at before texting or calling.
+        caller.opted_out_at = caller.opted_out_at or now
+    elif match.intent == Intent.START:
+        caller.opted_out_at = None
+    elif match.intent == Intent.LANG:
+        if match.language is None:
+            return "lang_menu", language, None
+        caller.language = Language(match.language)
+        return "lang_set", match.language, None
+    elif match.intent == Intent.TOPIC:
+        return f"topic_{match.topic}", language, None
+    return _REPLY_FOR[match.intent], language, None
+
+
+def _despite_limit(session: Session, keywords: KeywordSet, caller: Caller, msg: InboundMessage,
+                   match: Match, language: str, now: datetime) -> int | None:
+    """Over the rate limit nothing is answered, but STOP and START still count, and an urgent text
+    still opens a case unless one was opened in the window: a flood gets no answers (cost), a real
+    alert is not lost, and one case per window keeps a flood from paging the lawyer again and again.
+    """
+    if match.intent in (Intent.STOP, Intent.START):
+        _act(session, caller, msg, match, language, now)
+        return None
+    if match.intent != Intent.URGENT:
+        return None
+    since = now - timedelta(seconds=keywords.rate_limit[1])
+    recent = session.scalar(sa.select(Case.id).where(Case.caller_id == caller.id, Case.created_at > since,
+                                                     Case.status != CaseStatus.CLOSED).limit(1))
+    if recent is not None:
+        return None
+    case, _ = intake.open_case(session, caller=caller, source=msg.channel, source_sid=msg.sid,
+                               priority=CasePriority.URGENT, category=CaseCategory(match.category or "other"),
+                               country=caller.country, language=language)
+    return case.id
+
+
+# -- delivery status ------------------------------------------------------------------------------
+
+# Callbacks may arrive out of order ("sent" after "delivered"): a status never moves backwards.
+_RANK = {MessageStatus.QUEUED: 0, MessageStatus.SENDING: 1, MessageStatus.SENT: 2,
+         MessageStatus.DELIVERED: 3, MessageStatus.UNDELIVERED: 3, MessageStatus.FAILED: 3}
+
+
+def record_status(session: Session, *, sid: str, status: str, error_code: str | None = None,
+                  reply_to: str | None = None) -> Message | None:
+    """Apply a delivery status callback; unknown sids and statuses are ignored (the caller answers 200).
+
+    A TwiML reply has no sid until Twilio sends it: its status URL carries `reply_to` (the inbound
+    MessageSid, covered by the signature), and the first callback fills the sid in.
+    """
+    if not sid or status not in _RANK:
+        return None
+    msg = session.scalar(sa.select(Message).where(Message.sid == sid))
+    if msg is None and reply_to:
+        msg = session.scalar(sa.select(Message).where(Message.idempotency_key == reply_key(reply_to),
+                                                      Message.sid.is_(None)))
+        if msg is not None:
+            msg.sid = sid
+    if msg is None or msg.direction != Direction.OUTBOUND:
+        return None
+    new = MessageStatus(status)
+    if _RANK[new] > _RANK.get(msg.status, -1) or (new == msg.status and error_code):
+        msg.status = new
+        if error_code:
+            msg.error_code = error_code[:16]
+            reason = PERMANENT_CODES.get(int(error_code)) if error_code.isdigit() else None
+            msg.error_message = reason
+    return msg
