@@ -1,50 +1,173 @@
-"""Voice webhooks. (Foundation stub: the IVR issue replaces the menu with the script engine.)"""
+"""Voice webhooks: the IVR driven by ivr_scripts/voice/, the status callback and the voicemail callback.
+
+Per step: parse the state from the (signed) URL, run the pure engine, apply its effects, store the
+path's events, commit once, answer cached TwiML. The script is loaded and checked once, at start.
+"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import Blueprint, request
-from twilio.twiml.voice_response import VoiceResponse
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from werkzeug.datastructures import MultiDict
 
 from hotline.db import utcnow
-from hotline.models import Call
-from hotline.services import callers
+from hotline.menus import engine
+from hotline.menus.engine import Context, Input, Kind, State
+from hotline.menus.loader import load_script
+from hotline.menus.schema import Script
+from hotline.phones import to_e164
+from hotline.services import ivr as service
+from hotline.settings import Settings
+from hotline.telephony import ivr as twiml
 from hotline.telephony.signature import twilio_signed
 from hotline.telephony.twiml import empty_voice, xml
 from hotline.web import session
-from hotline.web.audio import audio_url
 from hotline.web.errors import voice_safe
 
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
+SCRIPT_DIR = Path(__file__).resolve().parent.parent.parent / "ivr_scripts" / "voice"
+MARKERS = {v: k for k, v in twiml.MARKERS.items()}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    script: Script
+    settings: Settings
+    audio_base: str
+    now: Callable[[], datetime]
+
+    def context(self, from_: str, now: datetime) -> Context:
+        country = service.country_for(from_)
+        return Context(now=now, tz=self.settings.tz, country=country, own_number=country is not None,
+                       parse_phone=lambda digits: to_e164(digits, default_region=country or "KH"))
+
+    def render(self, step: engine.Step, call_id: int | None, numbers: tuple[str, ...] = ()) -> Response:
+        body = twiml.render(step.actions, audio_base=self.audio_base, public_base=self.settings.public_base_url,
+                            caller_id=self.settings.hotline_number, numbers=numbers)
+        return Response(twiml.with_call(body, call_id), status=200, mimetype="text/xml")
+
+
+def init_app(app: Flask) -> None:
+    """Load and check the voice script once; an invalid script stops the app from starting."""
+    settings: Settings = app.config["HOTLINE"]
+    script = load_script(app.config.get("IVR_SCRIPT_DIR") or SCRIPT_DIR)
+    audio_base = settings.audio_base_url or (settings.public_base_url + "/audio")
+    app.extensions["hotline.ivr"] = Runtime(script, settings, audio_base, app.config.get("IVR_CLOCK") or utcnow)
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["hotline.ivr"]  # type: ignore[no-any-return]
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value and value.isdigit() and len(value) < 10 else 0
+
+
+def _input(st: State, marker: str, form: MultiDict[str, str]) -> Input:
+    if st.stage == "dial":
+        return Input(Kind.DIAL, status=form.get("DialCallStatus", ""))
+    if st.stage == "record":
+        return Input(Kind.DONE if marker == "done" else Kind.RECORDED)
+    if marker in ("done", "timeout"):
+        return Input(Kind.DONE if marker == "done" else Kind.SILENCE)
+    digits = form.get("Digits", "")
+    return Input(Kind.KEY, digits[:32]) if digits else Input(Kind.SILENCE)
+
+
+def _run(rt: Runtime, call_id: int | None, st: State, inp: Input, form: MultiDict[str, str]) -> Response:
+    """Engine step, effects, events, one commit, TwiML."""
+    s = session()
+    from_, call_sid = form.get("From", ""), form.get("CallSid", "")
+    ctx = rt.context(from_, rt.now())
+    step = engine.step(rt.script, st, inp, ctx) if inp.kind != Kind.ENTER else engine.start(
+        rt.script, ctx, lang=st.lang or None, resume=st.ref or None)
+    numbers: tuple[str, ...] = ()
+    if step.waits_for_dial:
+        numbers = service.oncall_numbers(s, rt.settings, ctx.country)
+        if not numbers:  # nobody to ring: straight to the voice message
+            ctx = replace(ctx, can_dial=False)
+            step = engine.step(rt.script, st, inp, ctx) if inp.kind != Kind.ENTER else engine.start(
+                rt.script, ctx, lang=st.lang or None, resume=st.ref or None)
+    g.call_language = step.state.lang
+    g.log_node = step.state.node
+    service.apply_effects(s, step.effects, call_id=call_id, call_sid=call_sid, from_=from_, lang=step.state.lang,
+                          country=ctx.country)
+    service.record_events(s, call_id, step.events)
+    s.commit()  # the urgent case and the callback request exist before the caller hears anything
+    return rt.render(step, call_id, numbers)
 
 
 @bp.post("")
 @twilio_signed
 @voice_safe
-def incoming():  # type: ignore[no-untyped-def]
-    s = session()
-    sid = request.form.get("CallSid", "")
-    caller = callers.get_or_create(s, request.form.get("From", ""))
-    if sid and s.scalar(sa.select(Call.id).where(Call.call_sid == sid)) is None:
-        s.add(Call(call_sid=sid, caller_id=caller.id, to_number=request.form.get("To", "")[:20]))
-    s.commit()
-    resp = VoiceResponse()
-    resp.play(audio_url("km", "welcome"))
-    return xml(resp)
+def incoming() -> Response:
+    """A call arrives: the missed-call line rejects (free for the caller); the main line starts the menu."""
+    rt, form, s = runtime(), request.form, session()
+    call_sid, from_, to = form.get("CallSid", ""), form.get("From", ""), form.get("To", "")
+    now = rt.now()
+    if to in rt.settings.missed_call_numbers:
+        # The reply is the same whatever happens below: <Reject> must be the first verb, always.
+        try:
+            service.missed_call(s, call_sid=call_sid, from_=from_, to=to, tz=rt.settings.tz, now=now)
+            s.commit()
+        except Exception:  # noqa: BLE001 - never answer a missed call, even when storing it failed
+            current_app.logger.exception("missed call not stored CallSid=%s", call_sid)
+            s.rollback()
+        return xml(twiml.reject_busy())
+    start = service.begin_call(s, rt.script, call_sid=call_sid, from_=from_, to=to, now=now)
+    if request.args.get("recovered"):  # back from an error: to the main menu, never the resume offer
+        st = State(rt.script.main, start.language or rt.script.default_language)
+        return _run(rt, start.call_id, st, Input(Kind.ENTER), form)
+    st = State("", start.language or "", ref=start.resume or "")
+    return _run(rt, start.call_id, st, Input(Kind.ENTER), form)
+
+
+@bp.post("/step")
+@twilio_signed
+@voice_safe
+def step() -> Response:
+    """Every menu step: the state comes from our own (signed) action URL, the key from Twilio."""
+    rt, args, form = runtime(), request.args, request.form
+    st = State(node=args.get("n", "")[:64], lang=args.get("l", "")[:8], stage=args.get("s", "")[:16],
+               tries=_int(args.get("k")), wrong=_int(args.get("w")), ref=args.get("r", "")[:80])
+    g.call_language = st.lang if st.lang in rt.script.languages else None
+    call_id = _int(args.get("c")) or service.call_id_for(session(), form.get("CallSid", ""))
+    return _run(rt, call_id, st, _input(st, MARKERS.get(args.get("e", ""), ""), form), form)
 
 
 @bp.post("/status")
 @twilio_signed
-def status():  # type: ignore[no-untyped-def]
-    """Call status callback: Twilio ignores the body; unknown CallSids are answered 200 too."""
+def status() -> Response:
+    """Call status callback: duration, outcome, hang-up point. Unknown CallSids are answered 200 too."""
     s = session()
-    call = s.scalar(sa.select(Call).where(Call.call_sid == request.form.get("CallSid", "")))
-    if call is not None:
-        call.status = request.form.get("CallStatus", call.status)[:24]
-        duration = request.form.get("CallDuration", "")
-        if duration.isdigit():
-            call.duration_s = int(duration)
-        if call.status in ("completed", "busy", "failed", "no-answer", "canceled"):
-            call.ended_at = call.ended_at or utcnow()
+    form = request.form
+    try:
+        service.finish_call(s, call_sid=form.get("CallSid", ""), status=form.get("CallStatus", ""),
+                            duration=form.get("CallDuration", ""), now=utcnow())
         s.commit()
+    except Exception:  # noqa: BLE001 - Twilio ignores the reply; log and answer 200
+        current_app.logger.exception("status callback failed CallSid=%s", form.get("CallSid", ""))
+        s.rollback()
+    return empty_voice()
+
+
+@bp.post("/recording")
+@twilio_signed
+def recording() -> Response:
+    """<Record>'s recordingStatusCallback: store the voicemail once and queue it for legal aid."""
+    s = session()
+    form: Any = request.form
+    if form.get("RecordingStatus", "completed") == "completed":
+        try:
+            service.store_recording(s, call_sid=form.get("CallSid", ""), recording_sid=form.get("RecordingSid", ""),
+                                    url=form.get("RecordingUrl", ""), duration=form.get("RecordingDuration", ""))
+            s.commit()
+        except Exception:  # noqa: BLE001
+            current_app.logger.exception("recording not stored RecordingSid=%s", form.get("RecordingSid", ""))
+            s.rollback()
     return empty_voice()

@@ -1,0 +1,205 @@
+"""Voice-call use cases: start a call, apply what the menu engine asks for, store the call's path,
+voicemails and outcome. Functions take a session and plain values; the caller commits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hotline.menus.engine import Effect, Event, OpenUrgentCase, RequestCallback, SetCallbackTime, SetLanguage
+from hotline.menus.schema import Script
+from hotline.models import (
+    Call,
+    CallbackRequest,
+    Caller,
+    CallEvent,
+    Case,
+    CasePriority,
+    Language,
+    OnCallEntry,
+    Recording,
+)
+from hotline.outbox import add_job
+from hotline.phones import country_of, to_e164
+from hotline.services import callers, intake
+from hotline.settings import Settings
+
+log = logging.getLogger(__name__)
+RECORDING_JOB = "recording.fetch"
+FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+@dataclass(frozen=True)
+class CallStart:
+    call_id: int
+    language: str | None  # remembered for the number, if any
+    resume: str | None  # "message_node:part" a dropped call stopped in
+
+
+def begin_call(session: Session, script: Script, *, call_sid: str, from_: str, to: str,
+               now: datetime) -> CallStart:
+    """Store the call (once per CallSid) and find what the caller's number tells us."""
+    caller = callers.get_or_create(session, from_)
+    call = session.scalar(sa.select(Call).where(Call.call_sid == call_sid)) if call_sid else None
+    if call is None:
+        call = Call(call_sid=call_sid or None, caller_id=caller.id, to_number=to[:20], line="main",
+                    language=caller.language, state={})
+        try:
+            with session.begin_nested():
+                session.add(call)
+                session.flush()
+        except IntegrityError:  # Twilio retried the first webhook concurrently
+            call = session.scalar(sa.select(Call).where(Call.call_sid == call_sid))
+            assert call is not None
+    lang = str(caller.language) if caller.language else None
+    resume, prev_lang = _dropped_message(session, script, caller, call.id, now)
+    return CallStart(call.id, lang or (prev_lang if resume else None), resume)
+
+
+def _dropped_message(session: Session, script: Script, caller: Caller, call_id: int,
+                     now: datetime) -> tuple[str | None, str | None]:
+    """The message part a recent call of this caller ended in, if it ended in one."""
+    if not script.resume_node or caller.id is None:
+        return None, None
+    since = now - timedelta(hours=script.resume_within_hours)
+    prev = session.execute(
+        sa.select(Call.id, Call.language).where(Call.caller_id == caller.id, Call.id != call_id,
+                                                Call.started_at >= since).order_by(Call.id.desc()).limit(1)
+    ).first()
+    if prev is None:
+        return None, None
+    last = session.execute(
+        sa.select(CallEvent.kind, CallEvent.node, CallEvent.detail)
+        .where(CallEvent.call_id == prev.id, CallEvent.kind != "hangup")
+        .order_by(CallEvent.id.desc()).limit(1)
+    ).first()
+    if last is None or last.kind != "message_part" or last.node not in script.nodes:
+        return None, None
+    return f"{last.node}:{last.detail or 0}", str(prev.language) if prev.language else None
+
+
+def call_id_for(session: Session, call_sid: str) -> int | None:
+    return session.scalar(sa.select(Call.id).where(Call.call_sid == call_sid)) if call_sid else None
+
+
+def record_events(session: Session, call_id: int | None, events: Iterable[Event]) -> None:
+    rows = [{"call_id": call_id, "kind": e.kind[:32], "node": (e.node or None) and e.node[:64],
+             "detail": e.detail[:255] if e.detail else None} for e in events]
+    if call_id and rows:
+        session.execute(sa.insert(CallEvent), rows)
+
+
+def apply_effects(session: Session, effects: Sequence[Effect], *, call_id: int | None, call_sid: str,
+                  from_: str, lang: str, country: str | None) -> None:
+    """Do what the engine asked: in the caller's transaction, which commits before the TwiML goes out."""
+    for effect in effects:
+        if isinstance(effect, SetLanguage):
+            if call_id:
+                session.execute(sa.update(Call).where(Call.id == call_id).values(language=Language(effect.lang)))
+            if effect.remember:
+                callers.get_or_create(session, from_).language = Language(effect.lang)
+        elif isinstance(effect, OpenUrgentCase):
+            case, created = intake.open_case(session, caller=callers.get_or_create(session, from_), source="voice",
+                                             source_sid=call_sid or None, priority=CasePriority.URGENT,
+                                             country=country, language=lang)
+            log.info("urgent case %s %s from CallSid=%s", case.ref, "opened" if created else "already open", call_sid)
+        elif isinstance(effect, RequestCallback):
+            phone = effect.phone or to_e164(from_) or from_
+            intake.request_callback(session, caller=callers.get_or_create(session, from_), phone=phone,
+                                    source="ivr", source_sid=call_sid or None, language=lang,
+                                    for_someone_else=effect.for_someone_else)
+        elif isinstance(effect, SetCallbackTime) and call_sid:
+            # Only the request this call made: an older open request keeps what was agreed for it.
+            session.execute(sa.update(CallbackRequest)
+                            .where(CallbackRequest.source_sid == call_sid,
+                                   CallbackRequest.status.in_(intake.OPEN_STATES))
+                            .values(preferred_time=effect.when))
+
+
+def oncall_numbers(session: Session, settings: Settings, country: str | None) -> tuple[str, ...]:
+    """Who to ring for an urgent call: the console's active roster for the caller's country, else settings."""
+    rows = session.scalars(sa.select(OnCallEntry.phone).where(OnCallEntry.active.is_(True),
+                                                              OnCallEntry.country == (country or "KH"))
+                           .order_by(OnCallEntry.position, OnCallEntry.id)).all()
+    numbers = list(rows) or settings.oncall_for(country or "KH")
+    return tuple(dict.fromkeys(numbers))[:10]  # <Dial> rings at most 10 numbers at once
+
+
+def missed_call(session: Session, *, call_sid: str, from_: str, to: str, tz: ZoneInfo, now: datetime) -> bool:
+    """A ring on the missed-call line: store a callback request at most once per number per day."""
+    caller = callers.get_or_create(session, from_)
+    if call_sid and session.scalar(sa.select(Call.id).where(Call.call_sid == call_sid)) is None:
+        session.add(Call(call_sid=call_sid, caller_id=caller.id, to_number=to[:20], line="missed", status="busy",
+                         outcome="missed_call", state={}))
+    phone = to_e164(from_)
+    if phone is None:
+        return False  # withheld or not a number: nothing to call back
+    local = now.astimezone(tz)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = session.scalar(sa.select(CallbackRequest.id).where(CallbackRequest.phone == phone,
+                                                               CallbackRequest.created_at >= midnight).limit(1))
+    if today is not None:
+        return False
+    _req, created = intake.request_callback(session, caller=caller, phone=phone, source="missed_call",
+                                            source_sid=call_sid or None, language=caller.language)
+    return created
+
+
+def store_recording(session: Session, *, call_sid: str, recording_sid: str, url: str,
+                    duration: str) -> Recording | None:
+    """A finished voicemail: one row per RecordingSid and a job for legal aid to fetch it."""
+    if not recording_sid or session.scalar(sa.select(Recording.id).where(Recording.recording_sid == recording_sid)):
+        return None
+    call_id = call_id_for(session, call_sid)
+    case_id = session.scalar(sa.select(Case.id).where(Case.source_sid == call_sid)) if call_sid else None
+    rec = Recording(recording_sid=recording_sid[:64], call_id=call_id, case_id=case_id, remote_url=url[:512] or None,
+                    duration_s=int(duration) if duration.isdigit() else None, status="pending")
+    try:
+        with session.begin_nested():
+            session.add(rec)
+            session.flush()
+    except IntegrityError:  # the same callback delivered twice at once
+        return None
+    add_job(session, RECORDING_JOB, {"recording_id": rec.id}, queue="urgent", case_id=case_id)
+    record_events(session, call_id, [Event("recording_stored", None, recording_sid[:64])])
+    return rec
+
+
+def finish_call(session: Session, *, call_sid: str, status: str, duration: str, now: datetime) -> None:
+    """Status callback: duration, outcome and the point where the caller hung up, once."""
+    call = session.scalar(sa.select(Call).where(Call.call_sid == call_sid)) if call_sid else None
+    if call is None:
+        return
+    call.status = (status or call.status)[:24]
+    if duration.isdigit():
+        call.duration_s = int(duration)
+    if call.status not in FINAL_STATUSES or call.ended_at is not None:
+        return
+    call.ended_at = now
+    rows = session.execute(sa.select(CallEvent.kind, CallEvent.node).where(CallEvent.call_id == call.id)
+                           .order_by(CallEvent.id)).all()
+    kinds = {r.kind for r in rows}
+    last_node = next((r.node for r in reversed(rows) if r.node), None)
+    call.last_node = last_node
+    if call.outcome is None:
+        call.outcome = _outcome(kinds, call.status)
+    record_events(session, call.id, [Event("hangup", last_node, call.status)])
+
+
+def _outcome(kinds: set[str], status: str) -> str:
+    for kind, outcome in (("urgent", "urgent"), ("callback_requested", "callback"),
+                          ("message_completed", "listened"), ("message_part", "listened_partly")):
+        if kind in kinds:
+            return outcome
+    return "hung_up" if status == "completed" else status
+
+
+def country_for(from_: str) -> str | None:
+    return country_of(from_) if from_.startswith("+") else None
