@@ -46,8 +46,7 @@ def render(actions: tuple[Action, ...], *, audio_base: str, public_base: str, ca
             resp.play(play_url(audio_base, action))
         elif isinstance(action, Gather):
             gather = resp.gather(action=step_url(action.state), method="POST", timeout=action.timeout,
-                                 num_digits=action.num_digits, finish_on_key=action.finish_on_key,
-                                 action_on_empty_result=False)
+                                 num_digits=action.num_digits, finish_on_key=action.finish_on_key)
             for play in action.plays:
                 gather.play(play_url(audio_base, play))
             # Nothing pressed: Twilio falls through to here, so silence is counted, never dead air.

@@ -1,0 +1,94 @@
+"""`hotline scripts check`, `hotline audio check|import|placeholders`: thin over plain functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hotline.menus.schema import Script
+
+SCRIPT_DIR = Path(__file__).resolve().parent.parent.parent / "ivr_scripts" / "voice"
+
+
+def _script(folder: Path) -> Script:
+    from hotline.menus.loader import ScriptError, load_script
+
+    try:
+        return load_script(folder)
+    except ScriptError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _group(cli: click.Group, name: str, help: str) -> click.Group:
+    """Share a group with other modules that add commands to it (e.g. the SMS scripts)."""
+    existing = cli.commands.get(name)
+    if isinstance(existing, click.Group):
+        return existing
+    group = click.Group(name, help=help)
+    cli.add_command(group)
+    return group
+
+
+def register(cli: click.Group) -> None:
+    scripts = _group(cli, "scripts", "Menus and keywords as data (ivr_scripts/).")
+    audio = _group(cli, "audio", "Recorded prompts (audio/<lang>/*.mp3 and audio/manifest.json).")
+
+    @scripts.command("check", help="Validate the voice script and that every prompt's audio exists.")
+    @click.option("--voice-dir", type=click.Path(file_okay=False, path_type=Path), default=SCRIPT_DIR,
+                  show_default=True)
+    @click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+    def scripts_check(voice_dir: Path, audio_dir: Path | None) -> None:
+        from hotline.audio_tools import AUDIO_DIR, matrix
+
+        script = _script(voice_dir)
+        rows = matrix(script, audio_dir or AUDIO_DIR)
+        missing = [f"{lang}/{name}.mp3" for name, cells in rows for lang, (st, _) in cells.items() if st == "missing"]
+        review = sum(1 for p in script.prompts.values() for t in p.texts.values() if t.review)
+        click.echo(f"{voice_dir}: {len(script.nodes)} nodes, {len(script.prompts)} prompts, languages "
+                   f"{', '.join(script.languages)}: valid ({review} texts marked for review)")
+        if missing:
+            raise click.ClickException(f"{len(missing)} audio file(s) missing: {', '.join(missing[:20])}"
+                                       + (" ..." if len(missing) > 20 else "")
+                                       + "\n(run `hotline audio placeholders` or `hotline audio import`)")
+        click.echo(f"audio: all {len(rows) * len(script.languages)} prompt files present")
+
+    @audio.command("check", help="Print the prompt x language matrix: recorded, placeholder or missing.")
+    @click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+    def audio_check(audio_dir: Path | None) -> None:
+        from hotline.audio_tools import AUDIO_DIR, format_matrix, matrix
+
+        script = _script(SCRIPT_DIR)
+        rows = matrix(script, audio_dir or AUDIO_DIR)
+        click.echo(format_matrix(script, rows))
+        if any(st == "missing" for _, cells in rows for st, _ in cells.values()):
+            raise click.ClickException("some prompts have no audio file")
+
+    @audio.command("import", help="Import recordings (wav, mp3, m4a, ogg) named after the prompts' audio names.")
+    @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.option("--lang", required=True, help="Language of the recordings, e.g. km.")
+    @click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+    def audio_import(directory: Path, lang: str, audio_dir: Path | None) -> None:
+        from hotline.audio_tools import AUDIO_DIR, AudioError, import_dir
+
+        script = _script(SCRIPT_DIR)
+        try:
+            report = import_dir(directory, lang, script, audio_dir or AUDIO_DIR)
+        except AudioError as exc:
+            raise click.ClickException(str(exc)) from None
+        for name, secs in report.imported:
+            click.echo(f"imported {lang}/{name}.mp3 ({secs:.1f}s)")
+        for file, reason in report.refused:
+            click.echo(f"refused {file}: {reason}", err=True)
+        click.echo(f"{len(report.imported)} imported, {len(report.refused)} refused")
+        if report.refused:
+            raise SystemExit(1)
+
+    @audio.command("placeholders", help="Generate placeholder prompts offline (espeak-ng) where none exist.")
+    @click.option("--force", is_flag=True, help="Also replace existing placeholders (never real recordings).")
+    @click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+    def audio_placeholders(force: bool, audio_dir: Path | None) -> None:
+        from hotline.audio_tools import AUDIO_DIR, placeholders
+
+        written = placeholders(_script(SCRIPT_DIR), audio_dir or AUDIO_DIR, force=force)
+        click.echo(f"{len(written)} placeholder(s) written")
