@@ -66,6 +66,8 @@ class Settings:
     # Delete Twilio's copy of a voicemail once it is stored (encrypted) in recordings_dir.
     recordings_delete_remote: bool = False
     recordings_dir: Path | None = None  # None: <instance>/recordings
+    # Recordings and message bodies older than this many days are purged (counts are kept); None: never.
+    retention_days: int | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -293,6 +295,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     retry_minutes = _int(env, "CALLBACK_RETRY_MINUTES", 60, 1, errors)
     delete_remote = _bool(env, "RECORDINGS_DELETE_REMOTE", False, errors)
     recordings_dir = _read(env, "RECORDINGS_DIR")
+    retention_days = _int(env, "RETENTION_DAYS", 0, 1, errors) if _read(env, "RETENTION_DAYS") else None
 
     if errors:
         raise SettingsError("Settings are not valid:\n  - " + "\n  - ".join(errors))
@@ -322,6 +325,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         callback_retry_minutes=retry_minutes,
         recordings_delete_remote=delete_remote,
         recordings_dir=Path(recordings_dir).resolve() if recordings_dir else None,
+        retention_days=retention_days,
     )
 
 
