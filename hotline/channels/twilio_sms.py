@@ -8,6 +8,10 @@ from hotline.channels import InboundMessage, OutboundMessage
 from hotline.telephony import twiml
 
 
+def _clean(value: str) -> str:
+    return value.replace("\x00", "")  # PostgreSQL text cannot hold NUL; Twilio never sends one
+
+
 class TwilioSms:
     channel = "sms"
     provider = "twilio"
@@ -15,8 +19,8 @@ class TwilioSms:
     def parse(self, form: Mapping[str, str]) -> InboundMessage:
         return InboundMessage(
             channel=self.channel, provider=self.provider,
-            sid=(form.get("MessageSid") or form.get("SmsMessageSid") or "")[:64] or None,
-            sender=(form.get("From") or "").strip()[:20], body=form.get("Body") or "",
+            sid=_clean(form.get("MessageSid") or form.get("SmsMessageSid") or "")[:64] or None,
+            sender=_clean(form.get("From") or "").strip()[:20], body=form.get("Body") or "",
             # Present only with Advanced Opt-Out on a Messaging Service: Twilio already answered.
             answered_by_provider=bool(form.get("OptOutType")))
 
