@@ -50,7 +50,7 @@ def begin_call(session: Session, script: Script, *, call_sid: str, from_: str, t
     call = session.scalar(sa.select(Call).where(Call.call_sid == call_sid)) if call_sid else None
     if call is None:
         call = Call(call_sid=call_sid or None, caller_id=caller.id, to_number=to[:20], line="main",
-                    language=caller.language, state={})
+                    language=caller.language, state={}, started_at=now)
         try:
             with session.begin_nested():
                 session.add(call)
