@@ -63,4 +63,29 @@ def test_sms_sends_one_text_and_prints_the_reply_with_its_parts(live_server, db)
     assert result.exit_code == 0, result.output
     msg = db.scalar(sa.select(Message).where(Message.direction == Direction.INBOUND))
     assert msg is not None and msg.body == "HELP" and msg.peer == "+85512345678"
-    assert "SMS part" in result.output or "(no reply)" in result.output
+    import re
+
+    assert re.search(r"\[\d+ SMS parts?, (UCS-2|GSM-7)\]", result.output), result.output
+    assert result.output.splitlines()[0].strip()  # the reply's text comes first
+
+
+def test_call_walks_the_menus_to_a_message_and_leaves_an_urgent_recording(live_server, db) -> None:
+    from hotline.models import Recording
+    from tests.conftest import run_worker_burst
+
+    # km, main menu 1, silence twice (the message's two parts), 9 urgent; then Enter for each of
+    # "nobody answers" (in office hours) and "send the sample recording", and silence or hang up.
+    result = run(live_server, ["call", "--from", "+85512345678", "--lang", "en", "--no-play"],
+                 "1\n1\n\n\n9\n\n\nh\nh\n")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    order = ["▶ km/choose_language.mp3", "▶ km/main_menu.mp3", "(en) Main menu.", "▶ km/msg_before_you_go_1.mp3",
+             "▶ km/msg_before_you_go_2.mp3", "▶ km/after_message.mp3", "▶ km/urgent_record.mp3",
+             "● recording sent", "▶ km/urgent_thanks.mp3", "call ended: completed"]
+    positions = [out.find(marker) for marker in order]
+    assert -1 not in positions and positions == sorted(positions), out
+    # The recording was left at the simulator's URL; the worker fetches it there, as from Twilio.
+    run_worker_burst(live_server.settings)
+    rec = db.scalar(sa.select(Recording))
+    assert rec is not None and rec.remote_url.startswith(live_server.url + "/simulator/recordings/RE")
+    assert rec.status == "stored", rec.status

@@ -22,6 +22,7 @@ from hotline.simclient import (
     PhoneClient,
     Recording,
     WsgiPoster,
+    fresh_callers,
     sms_encoding,
     sms_parts,
     walk,
@@ -337,3 +338,21 @@ def test_over_real_http_the_signature_matches_the_public_url(live_server) -> Non
     bad = PhoneClient(HttpPoster(s.public_base_url, "wrong-token"), account_sid=s.twilio_account_sid,
                       hotline_number=s.hotline_number)
     assert bad.start_call("+85512345678").events[0]["status"] == 403
+
+
+def test_walker_reaches_the_real_menus_messages_and_urgent_path(app: Flask) -> None:
+    steps = walk(real_client(app), fresh_callers(), keys=["1", "9", ""], max_depth=2)
+    by_path = {s.path: s for s in steps}
+    assert by_path[()].played == ["km/choose_language", "th/choose_language", "en/choose_language"]
+    assert by_path[("1",)].played == ["km/main_menu"] and by_path[("1",)].waiting == "gather"
+    assert by_path[("1", "1")].played == ["km/msg_before_you_go_1"]
+    assert by_path[("1", "9")].waiting in ("dial", "record")  # office hours ring the lawyer first
+    assert all(s.status in ("in-progress", "completed") for s in steps)
+
+
+def test_fresh_callers_are_distinct_valid_cambodian_numbers() -> None:
+    import phonenumbers
+
+    numbers = [fresh_callers()(i) for i in range(3)]
+    assert numbers == ["+85512100000", "+85512100001", "+85512100002"]
+    assert all(phonenumbers.is_valid_number(phonenumbers.parse(n)) for n in numbers)

@@ -86,7 +86,9 @@ def test_outbox_lists_what_was_sent_newest_first_masking_real_numbers(client: Fl
     db.add(Message(direction=Direction.OUTBOUND, peer="+66812345001", body="New case HX-1: call back",
                    status=MessageStatus.DELIVERED, provider="local", purpose="oncall_alert"))
     db.add(Message(direction=Direction.OUTBOUND, peer="+85512345678", body="ក" * 80,
-                   status=MessageStatus.SENT, provider="local", purpose="reply"))
+                   status=MessageStatus.SENT, provider="local", purpose="callback_notice"))
+    db.add(Message(direction=Direction.OUTBOUND, peer="+85512345678", body="a TwiML reply",
+                   status=MessageStatus.QUEUED, purpose="reply"))  # shown in the texting pane instead
     db.add(Call(call_sid="CA" + "0" * 32, direction=Direction.OUTBOUND, to_number="+85512345678",
                 purpose="callback", status="queued", provider="local"))
     db.commit()

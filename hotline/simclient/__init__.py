@@ -8,10 +8,10 @@ from hotline.simclient.phone import CallError, CallState, PhoneClient, Recording
 from hotline.simclient.posters import HttpPoster, Poster, Reply, WsgiPoster
 from hotline.simclient.prompts import PromptCatalogue, load_prompts
 from hotline.simclient.sms import SmsReply, SmsResult, send_sms, sms_encoding, sms_parts
-from hotline.simclient.walker import WalkStep, replay, walk
+from hotline.simclient.walker import WalkStep, fresh_callers, replay, walk
 
 __all__ = [
     "CallError", "CallState", "HttpPoster", "PhoneClient", "Poster", "PromptCatalogue", "Recording", "Reply",
-    "SmsReply", "SmsResult", "Step", "WalkStep", "WsgiPoster", "load_prompts", "parse_twiml", "replay",
+    "SmsReply", "SmsResult", "Step", "WalkStep", "WsgiPoster", "fresh_callers", "load_prompts", "parse_twiml", "replay",
     "send_sms", "sms_encoding", "sms_parts", "walk",
 ]

@@ -32,6 +32,7 @@ from hotline.simclient.prompts import PromptCatalogue
 from hotline.simclient.sms import SmsResult, send_sms
 
 Event = dict[str, Any]
+KEYS = "0123456789*#"
 DIAL_ANSWERED_SECONDS = 30  # how long the simulated lawyer "talks" when the user answers as them
 
 
@@ -129,6 +130,8 @@ class PhoneClient:
 
     def press(self, state: CallState, digits: str | None) -> Step:
         """Keys for the waiting Gather; None or "" is silence (the Gather times out)."""
+        if digits and not set(digits) <= set(KEYS):
+            raise CallError(f"{digits!r}: a phone has only the keys {KEYS}")
         step = Step(state)
         gather = self._take_wait(state, "gather")
         finish = gather.get("finishOnKey", "#")

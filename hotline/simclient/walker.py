@@ -71,17 +71,26 @@ def _key(step: Step) -> str:
     return f"{step.waiting['kind'] if step.waiting else ''} {state.doc_url} {state.twiml}".replace(state.call_sid, "CA")
 
 
-def walk(client: PhoneClient, from_: str, *, to: str | None = None, keys: Iterable[str] = GATHER_INPUTS,
-         max_depth: int = 4, max_paths: int = 400, recorder: Callable[[str], Recording] | None = None,
+def fresh_callers(prefix: str = "+85512", start: int = 100000) -> Callable[[int], str]:
+    """A new caller number for each path (`+85512100000`, `+85512100001`, ...): a script that remembers
+    callers (their language, a message to resume) then meets every path as a first-time caller."""
+    return lambda i: f"{prefix}{start + i:06d}"
+
+
+def walk(client: PhoneClient, from_: str | Callable[[int], str], *, to: str | None = None,
+         keys: Iterable[str] = GATHER_INPUTS, max_depth: int = 4, max_paths: int = 400,
+         recorder: Callable[[str], Recording] | None = None,
          hang_up: bool = True) -> list[WalkStep]:
-    """Every (path, TwiML) the script can reach within the bounds, shortest paths first."""
+    """Every (path, TwiML) the script can reach within the bounds, shortest paths first.
+
+    `from_` is one number for every path, or a function of the path's index (see `fresh_callers`)."""
     keys = tuple(keys)
     seen: set[str] = set()
     out: list[WalkStep] = []
     queue: deque[tuple[str, ...]] = deque([()])
     while queue and len(out) < max_paths:
         path = queue.popleft()
-        step = replay(client, from_, path, to=to, recorder=recorder)
+        step = replay(client, from_ if isinstance(from_, str) else from_(len(out)), path, to=to, recorder=recorder)
         out.append(WalkStep(path, step.state.twiml, step.waiting["kind"] if step.waiting else None,
                             step.state.status, step.events))
         if step.waiting is not None:

@@ -171,7 +171,10 @@ def _show(number: str | None) -> str:
 def outbox() -> Response:
     """What the hotline sent out through the transport, newest first: SMS and the calls it placed."""
     s = session()
-    messages = s.scalars(sa.select(Message).where(Message.direction == Direction.OUTBOUND)
+    # Replies to a text travel back in the webhook's TwiML (the texting pane shows them), not through
+    # the transport; this pane is for what the hotline sends on its own.
+    messages = s.scalars(sa.select(Message).where(Message.direction == Direction.OUTBOUND,
+                                                  sa.or_(Message.purpose.is_(None), Message.purpose != "reply"))
                          .order_by(Message.id.desc()).limit(50)).all()
     calls = s.scalars(sa.select(Call).where(Call.direction == Direction.OUTBOUND)
                       .order_by(Call.id.desc()).limit(50)).all()

@@ -27,13 +27,27 @@
 
   // -- audio: prompts play one after another; a key press cuts them off, as on a real phone.
   function playNext() {
-    if (!player.paused || !queue.length) return;
+    if (!queue.length) { if (player.paused || player.ended) audioDone(); return; }
+    if (!player.paused && !player.ended) return;
     player.src = queue.shift();
     player.play().catch(() => playNext());
   }
   player.addEventListener("ended", playNext);
   player.addEventListener("error", playNext);
-  function stopAudio() { queue.length = 0; player.pause(); player.removeAttribute("src"); }
+  function stopAudio() { queue.length = 0; player.pause(); player.removeAttribute("src"); clearTimer(); }
+
+  // -- a Gather times out `timeout` seconds after its prompts finish, as on a phone (unless unticked):
+  // that is how a message in parts moves on, and how a caller who presses nothing is met.
+  let timer = null, armed = null;
+  function clearTimer() { if (timer) clearTimeout(timer); timer = null; }
+  function audioDone() {
+    if (!armed || timer || !$("auto-timeout").checked) return;
+    const wait = armed;
+    timer = setTimeout(() => {
+      timer = null;
+      if (call && call.waiting === wait && !busy) { addLine("note", `(no key for ${wait.timeout}s: the menu times out)`); act("/keys", {digits: ""}); }
+    }, 1000 * Number(wait.timeout || 5));
+  }
 
   function speak(text, lang) {
     if (!window.speechSynthesis || !text) return;
@@ -87,6 +101,8 @@
 
   function setState(data) {
     call = data;
+    clearTimer();
+    armed = data.waiting && data.waiting.kind === "gather" ? data.waiting : null;
     data.events.forEach(showEvent);
     const w = data.waiting;
     const live = !data.ended;
@@ -102,6 +118,7 @@
     if (w && w.kind === "dial") $("dial-numbers").textContent = w.numbers.join(", ");
     $("hangup").disabled = !live;
     $("call").disabled = live;
+    playNext();  // nothing to play: the Gather's timeout starts now
     refreshOutbox();
   }
 
@@ -126,7 +143,7 @@
   document.querySelectorAll(".key").forEach((b) => b.addEventListener("click", () => {
     stopAudio(); act("/keys", {digits: b.dataset.key});
   }));
-  $("silence").addEventListener("click", () => act("/keys", {digits: ""}));
+  $("silence").addEventListener("click", () => { stopAudio(); act("/keys", {digits: ""}); });
   $("answer").addEventListener("click", () => act("/dial", {answer: true}));
   $("no-answer").addEventListener("click", () => act("/dial", {answer: false}));
   $("sample").addEventListener("click", () => act("/record", new FormData(), true));
