@@ -3,6 +3,8 @@ Twilio's REST API. Cases are opened through the shared intake, as the voice and 
 
 from __future__ import annotations
 
+import html
+import re
 import secrets
 from datetime import timedelta
 
@@ -82,6 +84,32 @@ def test_urgent_case_texts_the_oncall_lawyer_exactly_once(res, db, rest_settings
     assert msg.idempotency_key == f"case:{case_id}:alert:0:{TH_FIRST}"
     assert case.notified_at is not None and case.last_error is None
     assert db.scalar(sa.select(OutboxJob.status)) == OutboxStatus.DONE
+
+
+def test_urgent_text_through_the_signed_webhook_reaches_the_lawyer_once(twilio, db, rest_settings,
+                                                                        fake_twilio) -> None:
+    resp = twilio.post("/twilio/sms", twilio.sms_params("SOS", from_=CALLER))
+    assert resp.status_code == 200
+    run_worker_burst(rest_settings)
+    run_worker_burst(rest_settings)  # a second worker pass sends nothing more
+    case = db.scalar(sa.select(Case))
+    assert (case.source, case.priority, case.country) == ("sms", "urgent", "TH")
+    [sms] = fake_twilio.sms_to(TH_FIRST)
+    assert case.ref in sms["Body"] and CALLER not in sms["Body"]
+
+
+def test_urgent_key_in_a_call_through_the_signed_webhook_reaches_the_lawyer_once(twilio, db, rest_settings,
+                                                                                 fake_twilio) -> None:
+    sid = "CA" + secrets.token_hex(16)
+    menu = twilio.post("/twilio/voice", twilio.voice_params(sid, from_=CALLER)).data.decode()
+    action = html.unescape(re.search(r'<Gather action="([^"]+)"', menu).group(1))
+    assert twilio.post(action, twilio.voice_params(sid, from_=CALLER, Digits="9")).status_code == 200
+    run_worker_burst(rest_settings)
+    case = db.scalar(sa.select(Case))
+    assert (case.source, case.priority, case.source_sid) == ("voice", "urgent", sid)
+    [sms] = fake_twilio.sms_to(TH_FIRST)
+    assert case.ref in sms["Body"]
+    assert [m["To"] for m in fake_twilio.messages].count(TH_FIRST) == 1
 
 
 def test_alert_never_carries_the_callers_number_or_alarming_words(res, rest_settings, fake_twilio) -> None:
