@@ -76,23 +76,32 @@ class ScriptError(Exception):
         super().__init__("the voice script is not valid:\n  - " + "\n  - ".join(str(p) for p in problems))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+def _duplicates(file: str, node: yaml.Node, path: tuple[str, ...], problems: list[Problem]) -> None:
     """PyYAML keeps the last of two equal keys silently; a menu with two `"3":` entries is an error."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
-        for key_node, _ in node.value:
-            key = str(self.construct_object(key_node, deep=deep))  # type: ignore[no-untyped-call]
+        for key_node, value in node.value:
+            key = str(key_node.value)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+                in_node = path[1] if len(path) > 1 and path[0] == "nodes" else None
+                field = ".".join((path[2:] if in_node else path) + (key,))
+                lines = f"lines {seen[key] + 1} and {key_node.start_mark.line + 1}"
+                problems.append(Problem(file, in_node, field, f"duplicate key {key!r} ({lines})"))
             seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
+            _duplicates(file, value, (*path, key), problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _duplicates(file, item, (*path, str(i)), problems)
 
 
 def _read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (safe loader)
+        text = path.read_text(encoding="utf-8")
+        before = len(problems)
+        _duplicates(path.name, yaml.compose(text, Loader=yaml.SafeLoader), (), problems)
+        if len(problems) > before:
+            return None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         problems.append(Problem(path.name, None, None, f"not valid YAML: {exc}"))
         return None
@@ -110,6 +119,8 @@ def load_script(folder: Path | str) -> Script:
     if not menu_path.is_file():
         raise ScriptError([Problem(str(menu_path), None, None, "file not found")])
     menu = _read_yaml(menu_path, problems)
+    if menu is None:
+        raise ScriptError(problems)
     prompts: dict[str, Prompt] = {}
     files = [MENU_FILE]
     for path in sorted(folder.glob("*.yaml")):
@@ -119,16 +130,14 @@ def load_script(folder: Path | str) -> Script:
         data = _read_yaml(path, problems)
         if data is not None:
             _parse_prompts(path.name, data, prompts, problems, _languages(menu))
-    if menu is None:
-        raise ScriptError(problems)
     script = _Builder(menu, prompts, problems).build(tuple(files))
     if problems or script is None:
         raise ScriptError(problems)
     return script
 
 
-def _languages(menu: dict[str, Any] | None) -> tuple[str, ...]:
-    langs = (menu or {}).get("languages")
+def _languages(menu: dict[str, Any]) -> tuple[str, ...]:
+    langs = menu.get("languages")
     return tuple(str(x) for x in langs) if isinstance(langs, list) else ()
 
 
