@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from hotline.models import (
     Call,
     CallbackRequest,
-    CallEvent,
     Caller,
+    CallEvent,
     Case,
     CasePriority,
     OnCallEntry,

@@ -98,7 +98,9 @@ def _read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     try:
         text = path.read_text(encoding="utf-8")
         before = len(problems)
-        _duplicates(path.name, yaml.compose(text, Loader=yaml.SafeLoader), (), problems)
+        tree = yaml.compose(text, Loader=yaml.SafeLoader)
+        if tree is not None:
+            _duplicates(path.name, tree, (), problems)
         if len(problems) > before:
             return None
         data = yaml.safe_load(text)
