@@ -130,9 +130,13 @@ def test_account_locks_after_five_wrong_passwords_even_for_the_right_one(client,
 
 def test_one_address_is_blocked_after_many_failures_across_accounts(client, db) -> None:
     make_staff(db)
-    for i in range(IP_LIMIT):
-        assert login(client, email=f"nobody{i}@example.org").status_code == 401
+    # IP_LIMIT - 1 earlier failures from this address, then one more through the form.
+    db.add_all([AuditEvent(action="staff.login_failed", object_type="staff", ip="127.0.0.1", at=utcnow())
+                for _ in range(IP_LIMIT - 1)])
+    db.commit()
+    assert login(client, email="nobody@example.org").status_code == 401
     assert login(client).status_code == 429
+    assert login(client).status_code == 429  # a refused attempt is not counted again, and stays refused
     # Failures older than the window no longer count.
     db.execute(sa.update(AuditEvent).values(at=utcnow() - timedelta(minutes=16)))
     db.commit()
@@ -173,6 +177,15 @@ def test_login_never_redirects_outside_the_console(client, db) -> None:
     resp = client.post("/staff/login?next=https://evil.example/staff/",
                        data={"email": "lawyer@example.org", "password": PASSWORD, "csrf_token": token(client)})
     assert resp.location == "/staff/"
+    for evil in ("//evil.example/staff/", "/\\evil.example"):
+        post(client, "/staff/logout")
+        resp = client.post(f"/staff/login?next={evil}",
+                           data={"email": "lawyer@example.org", "password": PASSWORD, "csrf_token": token(client)})
+        assert resp.location == "/staff/", evil
+    post(client, "/staff/logout")
+    resp = client.post("/staff/login?next=/staff/callbacks",
+                       data={"email": "lawyer@example.org", "password": PASSWORD, "csrf_token": token(client)})
+    assert resp.location == "/staff/callbacks"
 
 
 def test_deactivated_staff_is_logged_out(client, db) -> None:
@@ -442,6 +455,25 @@ def test_outcome_buttons_record_attempts_and_close_requests(client, db, outcomes
     if status == "open":
         assert req.next_attempt_at is not None and req.next_attempt_at > utcnow()
     assert audit_actions(db, "callback") == ["callback.outcome"] * len(outcomes)
+
+
+def test_outcome_fills_the_attempt_call_now_placed_instead_of_counting_twice(client, db, settings) -> None:
+    from hotline.services import callbacks
+
+    user = make_staff(db)
+    req = make_callback(db)
+    placed = CallbackAttempt(request_id=req.id, staff_id=user.id, call_sid="CA" + "c" * 32)
+    req.status = "in_progress"
+    db.add(placed)
+    db.commit()
+    login(client)
+    post(client, f"/staff/callbacks/{req.id}/outcome", {"outcome": "busy"})
+    db.expire_all()
+    req = db.get(CallbackRequest, req.id)
+    assert [(a.id, a.outcome) for a in req.attempt_log] == [(placed.id, "busy")]
+    assert (req.status, req.attempts) == ("open", 1)
+    # Twilio's status callback for the same call arrives later: it is not counted again.
+    assert callbacks.finish_attempt(db, settings, placed.id, "no_answer") is False
 
 
 def test_outcome_on_a_closed_request_adds_nothing(client, db) -> None:

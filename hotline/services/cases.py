@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from hotline.db import utcnow
+from hotline.settings import Settings
 from hotline.models import (
     Call,
     CallbackAttempt,
@@ -31,9 +32,6 @@ from hotline.models import (
 
 URGENT_WAIT = timedelta(minutes=15)  # an urgent case nobody claimed for this long is overdue
 MAX_NOTE = 10_000
-MAX_CALLBACK_ATTEMPTS = 3
-RETRY_AFTER = {"no_answer": timedelta(minutes=30), "busy": timedelta(minutes=15),
-               "unsafe": timedelta(hours=3)}  # "not safe to talk now": try much later
 CALLBACK_OUTCOMES = ("reached", "no_answer", "busy", "unsafe", "wrong_number")
 OPEN_CASE_STATES = (CaseStatus.NEW, CaseStatus.CLAIMED, CaseStatus.IN_PROGRESS, CaseStatus.REFERRED)
 
@@ -211,27 +209,32 @@ def open_callbacks(session: Session, limit: int = 200) -> list[CallbackRequest]:
         .order_by(due, CallbackRequest.id).limit(limit)))
 
 
-def record_outcome(session: Session, req: CallbackRequest, outcome: str, staff_id: int,
+def record_outcome(session: Session, settings: Settings, req: CallbackRequest, outcome: str, staff_id: int,
                    now: datetime | None = None) -> CallbackAttempt:
     """What happened when staff called: reached closes it, a wrong number fails it, the rest retry.
 
-    After MAX_CALLBACK_ATTEMPTS tries without reaching the person, the request is failed.
+    The outcome goes to the attempt "Call now" placed if it has none yet (so Twilio's later status
+    callback does not count it again); otherwise staff called by hand and a new attempt is written.
+    Counting and retry times are the worker pipeline's (hotline.services.callbacks.finish_attempt).
     """
+    from hotline.services import callbacks
+
     now = now or utcnow()
     if outcome not in CALLBACK_OUTCOMES:
         raise CaseError("bad_outcome")
     if req.status not in OPEN_CALLBACK_STATES:
         raise CaseError("callback_closed")
-    attempt = CallbackAttempt(request_id=req.id, staff_id=staff_id, outcome=outcome, at=now)
-    session.add(attempt)
-    req.attempts = (req.attempts or 0) + 1
-    req.outcome = outcome
-    if outcome == "reached":
-        req.status, req.closed_at, req.next_attempt_at = CallbackStatus.DONE, now, None
-    elif outcome == "wrong_number" or req.attempts >= MAX_CALLBACK_ATTEMPTS:
-        req.status, req.closed_at, req.next_attempt_at = CallbackStatus.FAILED, now, None
+    attempt = next((a for a in reversed(req.attempt_log) if a.outcome is None), None)
+    if attempt is None:
+        attempt = CallbackAttempt(request_id=req.id, staff_id=staff_id, at=now)
+        session.add(attempt)
+        session.flush()
+    if outcome == "wrong_number":
+        # Not the person who asked: never call this number again for this request.
+        callbacks.finish_attempt(session, settings, attempt.id, "failed", final=True)
+        attempt.outcome = req.outcome = "wrong_number"
     else:
-        req.status = CallbackStatus.OPEN
-        req.next_attempt_at = now + RETRY_AFTER[outcome]
+        callbacks.finish_attempt(session, settings, attempt.id, outcome)
     session.flush()
+    session.refresh(req)
     return attempt

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -112,6 +114,7 @@ def _twilio_view() -> bool:
 
 def _guard() -> WerkzeugResponse | None:
     """Login (with idle and absolute timeouts) for every /staff endpoint, then CSRF for every form."""
+    g.setdefault("t0", time.perf_counter())  # the request log's timer, when we answer before it starts
     if not request.endpoint:
         return None  # a 404 stays a 404
     if request.blueprint == "staff" and request.endpoint not in PUBLIC_ENDPOINTS:
@@ -259,10 +262,12 @@ def _nobody() -> StaffUser:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the console: `next=https://evil.example` must not become an open redirect."""
+    """Only a path on this site (the console, or a page such as the simulator that sent us here):
+    `next=https://evil.example` or `//evil.example` must not become an open redirect."""
     if target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and parts.path.startswith("/staff/") and "\\" not in target:
+        if (not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//")
+                and "\\" not in target):
             return target
     return url_for("staff.queue")
 

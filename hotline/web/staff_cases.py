@@ -206,7 +206,7 @@ def callback_outcome(callback_id: int):  # type: ignore[no-untyped-def]
     req = _callback_or_404(callback_id)
     outcome = request.form.get("outcome", "")
     try:
-        cases.record_outcome(session(), req, outcome, me().id)
+        cases.record_outcome(session(), resources().settings, req, outcome, me().id)
     except cases.CaseError as exc:
         session().rollback()
         _error(exc)
