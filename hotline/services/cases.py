@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from hotline.db import utcnow
-from hotline.settings import Settings
 from hotline.models import (
     Call,
     CallbackAttempt,
@@ -29,6 +28,7 @@ from hotline.models import (
     Role,
     StaffUser,
 )
+from hotline.settings import Settings
 
 URGENT_WAIT = timedelta(minutes=15)  # an urgent case nobody claimed for this long is overdue
 MAX_NOTE = 10_000
