@@ -182,6 +182,19 @@ def test_permanent_error_fails_at_once_with_the_reason_on_the_case(res, db, rest
     assert fake_twilio.messages == []
 
 
+def test_unreachable_first_number_texts_the_next_person_at_once(res, db, rest_settings, fake_twilio) -> None:
+    case_id = open_case(res)
+    fake_twilio.fail_next(1, status=400, code=21211)
+    run_worker_burst(rest_settings)
+
+    assert [m["To"] for m in fake_twilio.messages] == [TH_SECOND]  # no 15-minute wait
+    jobs = db.scalars(sa.select(OutboxJob).order_by(OutboxJob.id)).all()
+    assert [(j.status, j.payload.get("level", 0)) for j in jobs] == [(OutboxStatus.FAILED, 0), (OutboxStatus.DONE, 1)]
+    case = the_case(db, case_id)
+    assert case.escalation_level == 1 and "21211" in case.last_error  # the bad number stays visible
+    assert case.overdue is False
+
+
 def test_unclaimed_case_escalates_to_the_next_person_once(res, db, rest_settings, fake_twilio) -> None:
     case_id = open_case(res)
     run_worker_burst(rest_settings)

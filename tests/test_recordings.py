@@ -95,3 +95,24 @@ def test_a_wrong_key_or_an_altered_file_is_refused(res, db, rest_settings, fake_
     path.write_bytes(bytes(data))
     with pytest.raises(RecordingUnavailable):
         decrypt(rest_settings, rec)
+
+
+def test_embedded_default_fetches_the_simulators_recording_the_same_way(live_server, db) -> None:
+    """No Twilio credentials: the simulator serves recordings at RecordingUrl with basic auth, like Twilio."""
+    from hotline.simclient.recordings import RecordingStore
+
+    settings = live_server.settings
+    store = RecordingStore(settings.instance_path / "simulator" / "recordings",
+                           settings.public_base_url + "/simulator/recordings")
+    made = store.add_sample()
+    with live_server.app.extensions["hotline"].db.Session() as s:
+        rec = Recording(recording_sid=made.sid, remote_url=made.url)
+        s.add(rec)
+        s.flush()
+        add_job(s, "recording.fetch", {"recording_id": rec.id})
+        s.commit()
+        rec_id = rec.id
+    run_worker_burst(settings)
+    rec = the_recording(db, rec_id)
+    assert rec.status == "stored" and rec.remote_deleted_at is None
+    assert decrypt(settings, rec) == store.path(made.sid).read_bytes()

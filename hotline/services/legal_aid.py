@@ -92,11 +92,31 @@ def notify(res: Resources, s: Session, job: OutboxJob) -> None:
     if not numbers:
         raise SendError("no on-call number is set (HOTLINE_ONCALL or the console roster)", transient=False)
     phone = recipient(numbers, level)
-    send_alert(s, res.transport(), res.settings, case, level, phone)
+    try:
+        send_alert(s, res.transport(), res.settings, case, level, phone)
+    except SendError as exc:
+        if not exc.transient:
+            skip_to_next(res, s, case, level, numbers)
+        raise
     case.notified_at = case.notified_at if level == 0 and case.notified_at else utcnow()
-    if case.last_error and case.last_error.startswith(f"{NOTIFY_JOB}:"):
-        case.last_error = None  # an earlier "retrying" note no longer holds
+    if case.last_error and case.last_error.startswith(f"{NOTIFY_JOB}: retrying"):
+        case.last_error = None  # delivered after all; a permanent failure's note stays for staff
     s.commit()
+
+
+def skip_to_next(res: Resources, s: Session, case: Case, level: int, numbers: list[str]) -> None:
+    """A number that can never be reached (invalid, opted out) must not cost the caller the
+    escalation wait: text the next on-call person now. This job still fails, visibly."""
+    if level >= max_level(numbers) or recipient(numbers, level + 1) == recipient(numbers, level):
+        return
+    won = s.execute(sa.update(Case).where(Case.id == case.id, Case.escalation_level == level)
+                    .values(escalation_level=level + 1, notified_at=utcnow())
+                    .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    if won:
+        job = outbox.add_job(s, NOTIFY_JOB, {"case_id": case.id, "level": level + 1}, queue="urgent",
+                             case_id=case.id)
+        s.commit()
+        enqueue_now(res, job)
 
 
 def send_alert(s: Session, transport: Transport, settings: Settings, case: Case, level: int, phone: str) -> None:
