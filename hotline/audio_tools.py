@@ -48,9 +48,11 @@ def ffmpeg() -> str:
 
 
 def _segment_cls() -> type[AudioSegment]:
-    with warnings.catch_warnings():  # pydub warns at import when ffmpeg is not on PATH; we set it below
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with warnings.catch_warnings():  # pydub warns at import when ffmpeg is not on PATH (set below),
+        warnings.simplefilter("ignore", RuntimeWarning)  # and Python 3.12 warns about its use of audioop
+        warnings.simplefilter("ignore", DeprecationWarning)
         from pydub import AudioSegment
+        from pydub.silence import detect_leading_silence  # noqa: F401  (imported here, under the filter)
     AudioSegment.converter = ffmpeg()
     return AudioSegment
 
