@@ -31,8 +31,8 @@ def write_wav(path: Path, samples: list[float], rate: int = 44100) -> Path:
 
 
 def tone(seconds: float, amp: float, rate: int = 44100, lead: float = 0.0, trail: float = 0.0) -> list[float]:
-    return ([0.0] * int(lead * rate) + [amp * math.sin(2 * math.pi * 440 * i / rate) for i in range(int(seconds * rate))]
-            + [0.0] * int(trail * rate))
+    wave_ = [amp * math.sin(2 * math.pi * 440 * i / rate) for i in range(int(seconds * rate))]
+    return [0.0] * int(lead * rate) + wave_ + [0.0] * int(trail * rate)
 
 
 @pytest.fixture
