@@ -66,7 +66,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Itera
 
 
 @pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
+def template_db(tmp_path_factory: pytest.TempPathFactory, worker_id: str, testrun_uid: str) -> Iterator[str]:
     """A migrated database: a SQLite file to copy, or one PostgreSQL database per xdist worker."""
     if not ENV_DB:
         path = tmp_path_factory.mktemp("template") / "hotline.db"
@@ -75,7 +75,8 @@ def template_db(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Ite
         return
     base = normalise_database_url(ENV_DB)
     parts = urlsplit(base)
-    name = f"{parts.path.lstrip('/') or 'test'}_hotline_{worker_id}"
+    # One database per run and xdist worker: two suites run at once on one server never collide.
+    name = f"{parts.path.lstrip('/') or 'test'}_h{testrun_uid[:10]}_{worker_id}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
