@@ -246,3 +246,14 @@ def test_roster_in_the_console_comes_before_the_settings(res, db, settings, rest
     open_case(res)
     run_worker_burst(rest_settings)
     assert [m["To"] for m in fake_twilio.messages] == ["+66899999001"]
+
+
+def test_delivery_report_for_an_alert_updates_its_message(res, db, twilio, rest_settings, fake_twilio) -> None:
+    open_case(res)
+    run_worker_burst(rest_settings)
+    [sms] = fake_twilio.messages
+    resp = twilio.post(sms["StatusCallback"].removeprefix(PUBLIC), {"MessageSid": sms["sid"], "AccountSid": "AC",
+                                                                    "MessageStatus": "delivered", "To": TH_FIRST})
+    assert resp.status_code == 200
+    db.expire_all()
+    assert db.scalar(sa.select(Message.status).where(Message.sid == sms["sid"])) == "delivered"

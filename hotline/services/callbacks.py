@@ -159,10 +159,10 @@ def finish_attempt(s: Session, settings: Settings, attempt_id: int, outcome: str
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
-    won = s.execute(sa.update(CallbackAttempt)
-                    .where(CallbackAttempt.id == attempt_id, CallbackAttempt.outcome.is_(None))
-                    .values(outcome=outcome).execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
-    if not won:
+    result = s.execute(sa.update(CallbackAttempt)
+                       .where(CallbackAttempt.id == attempt_id, CallbackAttempt.outcome.is_(None))
+                       .values(outcome=outcome).execution_options(synchronize_session=False))
+    if not result.rowcount:  # type: ignore[attr-defined]
         return False
     attempt = s.get(CallbackAttempt, attempt_id)
     assert attempt is not None

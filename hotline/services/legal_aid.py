@@ -109,10 +109,10 @@ def skip_to_next(res: Resources, s: Session, case: Case, level: int, numbers: li
     escalation wait: text the next on-call person now. This job still fails, visibly."""
     if level >= max_level(numbers) or recipient(numbers, level + 1) == recipient(numbers, level):
         return
-    won = s.execute(sa.update(Case).where(Case.id == case.id, Case.escalation_level == level)
-                    .values(escalation_level=level + 1, notified_at=utcnow())
-                    .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
-    if won:
+    result = s.execute(sa.update(Case).where(Case.id == case.id, Case.escalation_level == level)
+                       .values(escalation_level=level + 1, notified_at=utcnow())
+                       .execution_options(synchronize_session=False))
+    if result.rowcount:  # type: ignore[attr-defined]
         job = outbox.add_job(s, NOTIFY_JOB, {"case_id": case.id, "level": level + 1}, queue="urgent",
                              case_id=case.id)
         s.commit()
