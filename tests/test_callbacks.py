@@ -208,6 +208,13 @@ def test_three_unanswered_attempts_give_up_with_a_wait_between(res, db, settings
     assert [a.outcome for a in cb.attempt_log] == ["no_answer", "no_answer", "busy"]
 
 
+def test_a_retry_keeps_to_the_time_the_caller_chose(res, db, settings) -> None:
+    cb_id = new_request(res, preferred="weekend")
+    finish_attempt(db, settings, add_attempt(db, cb_id), "no_answer")
+    db.commit()
+    assert the_request(db, cb_id).next_attempt_at.astimezone(PP).weekday() >= 5
+
+
 def test_an_outcome_reported_twice_counts_once(res, db, settings) -> None:
     cb_id = new_request(res)
     attempt_id = add_attempt(db, cb_id)

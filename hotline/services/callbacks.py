@@ -179,7 +179,9 @@ def finish_attempt(s: Session, settings: Settings, attempt_id: int, outcome: str
     else:
         zone = callee_zone(settings, cb.phone, cb.country)
         wait = timedelta(minutes=settings.callback_retry_minutes) if counts else timedelta(0)
-        cb.status, cb.next_attempt_at = CallbackStatus.OPEN, next_calling_time(settings, zone, now + wait)
+        # The next try keeps to what the caller chose ("weekend" stays on a weekend).
+        cb.status = CallbackStatus.OPEN
+        cb.next_attempt_at = next_calling_time(settings, zone, now + wait, cb.preferred_time or "now")
     return True
 
 
