@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 REPLY_PURPOSE = "reply"
 # Statements built once with bound parameters: compiled once, cached by SQLAlchemy after that.
-_messages = Message.__table__
+_messages = cast(sa.Table, Message.__table__)
 _INSERT_MESSAGE = sa.insert(_messages)
 _INSERT_INBOUND = sa.insert(_messages).returning(_messages.c.id)
 _CALLER_BY_PHONE = sa.select(Caller).where(Caller.phone == sa.bindparam("phone"))
