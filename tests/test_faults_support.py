@@ -70,6 +70,26 @@ def wait_for(cond: Callable[[], object], timeout: float, what: str, every: float
         time.sleep(every)
 
 
+def descendants(pid: int) -> list[int]:
+    """Child processes of `pid`, recursively, read from /proc (deepest first)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out: list[int] = []
+
+    def walk(p: int) -> None:
+        for c in children.get(p, []):
+            walk(c)
+            out.append(c)
+
+    walk(pid)
+    return out
+
+
 class Process:
     """A subprocess whose output goes to a log file; stopped (or killed) by its own pid only."""
 
@@ -92,11 +112,14 @@ class Process:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL the process and its children (an RQ work-horse is a child): as a crash would."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: only what it started
-        except ProcessLookupError:
-            pass
+        """SIGKILL the process and every descendant, as a crash of the machine's process would.
+
+        RQ puts its work-horse in a session of its own, so killing the process group is not enough."""
+        for pid in [*descendants(self.proc.pid), self.proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.proc.wait(timeout=10)
 
     def wait(self, timeout: float) -> int:
