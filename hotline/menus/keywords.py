@@ -99,13 +99,16 @@ class KeywordSet:
     never_typos: frozenset[str]
     # Matching tables, built by _compile.
     whole: dict[str, Intent] = field(default_factory=dict)  # STOP / START, compact key -> intent
-    substrings: list[tuple[str, Intent, str | None]] = field(default_factory=list)  # non-Latin
-    phrases: list[tuple[_Phrase, Intent, str | None]] = field(default_factory=list)  # Latin
+    # Per intent: non-Latin keywords (compact key, tag) and Latin phrases (words, tag); tag = category.
+    substrings: dict[Intent, list[tuple[str, str | None]]] = field(default_factory=dict)
+    phrases: dict[Intent, list[tuple[_Phrase, str | None]]] = field(default_factory=dict)
     lang_prefixes: tuple[str, ...] = ()  # non-Latin compact keys
     lang_words: frozenset[str] = frozenset()  # Latin
     topic_re: regex.Pattern[str] | None = None
     _fuzzy_words: dict[int, list[str]] = field(default_factory=dict)  # length -> keyword words (4+)
     _exact_words: frozenset[str] = frozenset()
+    # The same words come in again and again ("help", "call"): what each may stand for is kept.
+    _token_cache: dict[str, frozenset[str]] = field(default_factory=dict)
 
     # -- matching ---------------------------------------------------------------------------------
 
@@ -135,22 +138,33 @@ class KeywordSet:
 
     def _tokens(self, key: str) -> list[frozenset[str]]:
         """Each Latin word or number of the message, as the set of keyword words it may stand for."""
+        cache = self._token_cache
         out = []
         for tok in _TOKENS.findall(key):
-            words = {tok} if tok in self._exact_words else set()
-            if len(tok) >= 4 and tok not in self.never_typos:
-                for n in (len(tok) - 1, len(tok), len(tok) + 1):
-                    words.update(w for w in self._fuzzy_words.get(n, ()) if _within_one(tok, w))
-            out.append(frozenset(words or {tok}))
+            known = cache.get(tok)
+            if known is None:
+                known = self._words_for(tok)
+                if len(cache) > 20_000:  # bounded: a flood of random words cannot grow it forever
+                    cache.clear()
+                cache[tok] = known
+            out.append(known)
         return out
 
+    def _words_for(self, tok: str) -> frozenset[str]:
+        words = {tok} if tok in self._exact_words else set()
+        if len(tok) >= 4 and tok not in self.never_typos:
+            for n in (len(tok) - 1, len(tok), len(tok) + 1):
+                words.update(w for w in self._fuzzy_words.get(n, ()) if _within_one(tok, w))
+        return frozenset(words or {tok})
+
     def _hits(self, intent: Intent, flat: str, tokens: list[frozenset[str]]) -> Iterable[str | None]:
-        for kw, kind, tag in self.substrings:
-            if kind == intent and kw in flat:
+        for kw, tag in self.substrings.get(intent, ()):
+            if kw in flat:
                 yield tag
-        for phrase, kind, tag in self.phrases:
-            if kind == intent and _phrase_in(phrase.words, tokens):
-                yield tag
+        if tokens:
+            for phrase, tag in self.phrases.get(intent, ()):
+                if _phrase_in(phrase.words, tokens):
+                    yield tag
 
     def _any(self, intent: Intent, flat: str, tokens: list[frozenset[str]]) -> bool:
         return next(iter(self._hits(intent, flat, tokens)), False) is not False
@@ -446,7 +460,7 @@ def _compile(ks: KeywordSet, files: Mapping[str, Mapping[str, Any]]) -> None:
     ks.lang_prefixes = tuple(sorted(lang_prefixes, key=len, reverse=True))
     alternatives = "|".join(regex.escape(p) for p in sorted(set(topic_prefixes), key=len, reverse=True))
     ks.topic_re = regex.compile(rf"(?:{alternatives})*0*(\d{{1,2}})")
-    words = {w for phrase, _, _ in ks.phrases for w in phrase.words} | lang_words
+    words = {w for items in ks.phrases.values() for phrase, _ in items for w in phrase.words} | lang_words
     ks._exact_words = frozenset(words)
     for w in words:
         if len(w) >= 4:
@@ -467,9 +481,9 @@ def _keyword_key(kw: str, where: str, seen: dict[str, str], group: str) -> str:
 
 def _add(ks: KeywordSet, key: str, intent: Intent, tag: str | None) -> None:
     if _LATIN.search(key):
-        ks.phrases.append((_Phrase(tuple(key.split())), intent, tag))
+        ks.phrases.setdefault(intent, []).append((_Phrase(tuple(key.split())), tag))
     else:
-        ks.substrings.append((compact(key), intent, tag))
+        ks.substrings.setdefault(intent, []).append((compact(key), tag))
 
 
 def _check_replies(ks: KeywordSet, forbidden: list[str]) -> None:

@@ -105,7 +105,8 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
     # Plain INSERTs rather than ORM objects: the rows are written once and never read back here,
     # and the unit of work costs more than the statements (the webhook's throughput is benchmarked).
     # A duplicate MessageSid fails this first INSERT, before any action.
-    inbound_id = session.execute(_INSERT_INBOUND, dict(
+    conn = session.connection()  # Core statements: no ORM layer on the hot path
+    inbound_id = conn.execute(_INSERT_INBOUND, dict(
         sid=msg.sid, direction=Direction.INBOUND, channel=msg.channel, provider=msg.provider, caller_id=caller.id,
         peer=caller.phone, body=body, language=Language(language), keyword=match.label, created_at=now,
         status=MessageStatus.IGNORED if limited else MessageStatus.RECEIVED)).scalar_one()
@@ -119,7 +120,7 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
         return Outcome(match=match, case_id=case_id)
     text = keywords.render(reply_id, language, caller.country)
     reply = OutboundMessage(body=text, language=language, segments=sms_segments(text), reply_to=msg.sid)
-    session.execute(_INSERT_MESSAGE, dict(
+    conn.execute(_INSERT_MESSAGE, dict(
         sid=None, direction=Direction.OUTBOUND, channel=msg.channel, provider=msg.provider, caller_id=caller.id,
         peer=caller.phone, body=text, language=Language(language), keyword=None, created_at=now,
         status=MessageStatus.QUEUED, segments=reply.segments, purpose=REPLY_PURPOSE, case_id=case_id,
@@ -146,7 +147,8 @@ def _caller(session: Session, sender: str, now: datetime) -> tuple[Caller, bool]
 def _over_rate_limit(session: Session, keywords: KeywordSet, caller: Caller, now: datetime) -> bool:
     """Counted in the database, not Redis: the webhook keeps working with Redis down."""
     limit, window = keywords.rate_limit
-    recent = session.scalar(_RECENT_INBOUND, {"caller_id": caller.id, "since": now - timedelta(seconds=window)})
+    since = now - timedelta(seconds=window)
+    recent = session.connection().scalar(_RECENT_INBOUND, {"caller_id": caller.id, "since": since})
     return (recent or 0) >= limit
 
 
