@@ -91,7 +91,7 @@ def goodbye(lang: str) -> str:
 
 class Phone:
     def __init__(self, app, twilio, db, from_: str = KH_CALLER, when: datetime = CLOSED):
-        self.twilio, self.db, self.from_ = twilio, db, from_
+        self.twilio, self.db, self.from_, self.app = twilio, db, from_, app
         self.sid = new_call_sid()
         self.last = ""
         rt = app.extensions["hotline.ivr"]
@@ -101,7 +101,12 @@ class Phone:
     def c(self) -> int:
         return self.db.scalar(sa.select(Call.id).where(Call.call_sid == self.sid))
 
+    def flush(self) -> None:
+        """Menu steps write their path in batches; wait for them, as real calls are ms apart anyway."""
+        self.app.extensions["hotline.ivr"].events.flush()
+
     def _post(self, path: str, **extra: str) -> str:
+        self.flush()
         r = self.twilio.post(path, self.twilio.voice_params(self.sid, self.from_, **extra))
         assert r.status_code == 200 and r.mimetype == "text/xml", r.data
         self.last = r.data.decode()
@@ -134,8 +139,10 @@ class Phone:
         return self._post(path, Digits=digits) if digits is not None else self._post(path)
 
     def path(self) -> list[tuple[str, str | None, str | None]]:
+        self.flush()
         rows = self.db.execute(sa.select(CallEvent.kind, CallEvent.node, CallEvent.detail)
-                               .where(CallEvent.call_id == self.c).order_by(CallEvent.id)).all()
+                               .where(CallEvent.call_id == self.c)
+                               .order_by(CallEvent.at, CallEvent.id)).all()
         return [tuple(r) for r in rows]
 
 
@@ -455,6 +462,7 @@ def test_call_dropped_mid_message_is_offered_to_continue_at_that_part(phone, twi
     p.press("2")
     p.press("3")
     p.silence()  # part 2 of the wages message starts; then the line drops
+    p.flush()
     twilio.post("/twilio/voice/status", twilio.voice_params(p.sid, KH_CALLER, CallStatus="completed",
                                                             CallDuration="95"))
     again = phone()
@@ -479,6 +487,7 @@ def test_status_callback_stores_duration_outcome_and_hang_up_point_once(phone, t
     p.press("1")
     p.press("4")
     params = twilio.voice_params(p.sid, KH_CALLER, CallStatus="completed", CallDuration="42")
+    p.flush()
     for _ in range(2):
         assert twilio.post("/twilio/voice/status", params).status_code == 200
     call = db.scalars(sa.select(Call).where(Call.call_sid == p.sid)).one()
@@ -530,3 +539,19 @@ def test_resume_window_is_respected(phone, twilio, db) -> None:
     db.commit()
     again = phone()
     assert again.call() == resp(main_menu(again.c, "km"))
+
+
+def test_path_events_of_ordinary_steps_are_written_in_batches_and_a_bad_row_loses_no_others(app, db) -> None:
+    from hotline.menus.engine import Event
+    from hotline.services.ivr import EventWriter, event_rows
+
+    db.add(Call(call_sid="CAbatch", state={}))
+    db.commit()
+    call_id = db.scalar(sa.select(Call.id).where(Call.call_sid == "CAbatch"))
+    writer = EventWriter(app.extensions["hotline"].db, idle_exit=0.2)
+    writer.put(event_rows(call_id, [Event("node", "main"), Event("key", "main", "3")]))
+    writer.put(event_rows(call_id + 1000, [Event("node", "main")]))  # a call that does not exist
+    writer.put(event_rows(call_id, [Event("node", "wages")]))
+    writer.flush()
+    rows = db.execute(sa.select(CallEvent.kind, CallEvent.node).order_by(CallEvent.id)).all()
+    assert [tuple(r) for r in rows] == [("node", "main"), ("key", "main"), ("node", "wages")]

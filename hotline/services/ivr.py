@@ -3,16 +3,22 @@ voicemails and outcome. Functions take a session and plain values; the caller co
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import queue
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hotline.db import Database, utcnow
 from hotline.menus.engine import Effect, Event, OpenUrgentCase, RequestCallback, SetCallbackTime, SetLanguage
 from hotline.menus.schema import Script
 from hotline.models import (
@@ -78,7 +84,7 @@ def _dropped_message(session: Session, script: Script, caller: Caller, call_id: 
     last = session.execute(
         sa.select(CallEvent.kind, CallEvent.node, CallEvent.detail)
         .where(CallEvent.call_id == prev.id, CallEvent.kind != "hangup")
-        .order_by(CallEvent.id.desc()).limit(1)
+        .order_by(CallEvent.at.desc(), CallEvent.id.desc()).limit(1)
     ).first()
     if last is None or last.kind != "message_part" or last.node not in script.nodes:
         return None, None
@@ -89,11 +95,88 @@ def call_id_for(session: Session, call_sid: str) -> int | None:
     return session.scalar(sa.select(Call.id).where(Call.call_sid == call_sid)) if call_sid else None
 
 
-def record_events(session: Session, call_id: int | None, events: Iterable[Event]) -> None:
-    rows = [{"call_id": call_id, "kind": e.kind[:32], "node": (e.node or None) and e.node[:64],
-             "detail": e.detail[:255] if e.detail else None} for e in events]
-    if call_id and rows:
+def event_rows(call_id: int | None, events: Iterable[Event], at: datetime | None = None) -> list[dict[str, Any]]:
+    at = at or utcnow()
+    return [{"call_id": call_id, "at": at, "kind": e.kind[:32], "node": (e.node or None) and e.node[:64],
+             "detail": e.detail[:255] if e.detail else None} for e in events] if call_id else []
+
+
+def record_events(session: Session, call_id: int | None, events: Iterable[Event], at: datetime | None = None) -> None:
+    rows = event_rows(call_id, events, at)
+    if rows:
         session.execute(sa.insert(CallEvent), rows)
+
+
+class EventWriter:
+    """Writes the call path (node entered, key pressed...) in batches from a background thread.
+
+    Why: an ordinary menu step then needs no database work at all, and under load one commit
+    carries the events of dozens of steps instead of each step waiting for the write lock (SQLite
+    has one writer; PostgreSQL pays a round trip and a WAL flush per commit). The trade-off: events
+    of the last few milliseconds are lost if the process is killed outright (they are reporting
+    data; cases, callback requests and recordings are always written in the request itself).
+    Steps of one call may be written by different processes, so the path is ordered by `at`
+    (the request's time), then id.
+    """
+
+    def __init__(self, db: Database, *, batch: int = 500, idle_exit: float = 30.0):
+        self.db, self.batch, self.idle_exit = db, batch, idle_exit  # an idle thread ends; put() starts one
+        self.queue: queue.Queue[list[dict[str, Any]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def put(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        with self._lock:
+            if self._pid != os.getpid():  # forked (gunicorn): the parent's queue and thread are not ours
+                self.queue, self._thread, self._pid = queue.Queue(), None, os.getpid()
+                atexit.register(self.flush)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="ivr-events", daemon=True)
+                self._thread.start()
+            self.queue.put(rows)
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                batches = [self.queue.get(timeout=self.idle_exit)]
+            except queue.Empty:
+                with self._lock:  # put() holds this lock too: nothing can slip in while we leave
+                    if self.queue.empty():
+                        self._thread = None
+                        return
+                continue
+            while len(batches) < self.batch:
+                try:
+                    batches.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._write([row for rows in batches for row in rows])
+            finally:
+                for _ in batches:
+                    self.queue.task_done()
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(sa.insert(CallEvent), rows)
+            return
+        except Exception:  # noqa: BLE001 - one bad row (a call id that is gone) must not lose the batch
+            log.warning("batch of %d call events failed; writing them one by one", len(rows))
+        for row in rows:
+            try:
+                with self.db.engine.begin() as conn:
+                    conn.execute(sa.insert(CallEvent), [row])
+            except Exception:  # noqa: BLE001
+                log.exception("call event dropped: call_id=%s kind=%s", row.get("call_id"), row.get("kind"))
+
+    def flush(self) -> None:
+        """Wait until everything queued so far is written (tests, shutdown)."""
+        if self._pid == os.getpid():
+            self.queue.join()
 
 
 def apply_effects(session: Session, effects: Sequence[Effect], *, call_id: int | None, call_sid: str,
@@ -184,13 +267,13 @@ def finish_call(session: Session, *, call_sid: str, status: str, duration: str, 
         return
     call.ended_at = now
     rows = session.execute(sa.select(CallEvent.kind, CallEvent.node).where(CallEvent.call_id == call.id)
-                           .order_by(CallEvent.id)).all()
+                           .order_by(CallEvent.at, CallEvent.id)).all()
     kinds = {r.kind for r in rows}
     last_node = next((r.node for r in reversed(rows) if r.node), None)
     call.last_node = last_node
     if call.outcome is None:
         call.outcome = _outcome(kinds, call.status)
-    record_events(session, call.id, [Event("hangup", last_node, call.status)])
+    record_events(session, call.id, [Event("hangup", last_node, call.status)], at=now)
 
 
 def _outcome(kinds: set[str], status: str) -> str:

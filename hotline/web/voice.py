@@ -21,6 +21,7 @@ from hotline.menus.engine import Context, Input, Kind, State
 from hotline.menus.loader import load_script
 from hotline.menus.schema import Script
 from hotline.phones import to_e164
+from hotline.resources import resources_of
 from hotline.services import ivr as service
 from hotline.settings import Settings
 from hotline.telephony import ivr as twiml
@@ -40,6 +41,7 @@ class Runtime:
     settings: Settings
     audio_base: str
     now: Callable[[], datetime]
+    events: service.EventWriter
 
     def context(self, from_: str, now: datetime) -> Context:
         country = service.country_for(from_)
@@ -57,7 +59,8 @@ def init_app(app: Flask) -> None:
     settings: Settings = app.config["HOTLINE"]
     script = load_script(app.config.get("IVR_SCRIPT_DIR") or SCRIPT_DIR)
     audio_base = settings.audio_base_url or (settings.public_base_url + "/audio")
-    app.extensions["hotline.ivr"] = Runtime(script, settings, audio_base, app.config.get("IVR_CLOCK") or utcnow)
+    writer = service.EventWriter(resources_of(app).db)
+    app.extensions["hotline.ivr"] = Runtime(script, settings, audio_base, app.config.get("IVR_CLOCK") or utcnow, writer)
 
 
 def runtime() -> Runtime:
@@ -95,10 +98,14 @@ def _run(rt: Runtime, call_id: int | None, st: State, inp: Input, form: MultiDic
                 rt.script, ctx, lang=st.lang or None, resume=st.ref or None)
     g.call_language = step.state.lang
     g.log_node = step.state.node
-    service.apply_effects(s, step.effects, call_id=call_id, call_sid=call_sid, from_=from_, lang=step.state.lang,
-                          country=ctx.country)
-    service.record_events(s, call_id, step.events)
-    s.commit()  # the urgent case and the callback request exist before the caller hears anything
+    if step.effects or inp.kind == Kind.ENTER:
+        service.apply_effects(s, step.effects, call_id=call_id, call_sid=call_sid, from_=from_,
+                              lang=step.state.lang, country=ctx.country)
+        service.record_events(s, call_id, step.events, at=ctx.now)
+        s.commit()  # the urgent case and the callback request exist before the caller hears anything
+    else:
+        # An ordinary step touches no database: its path events are written in batches.
+        rt.events.put(service.event_rows(call_id, step.events, ctx.now))
     return rt.render(step, call_id, numbers)
 
 
