@@ -17,7 +17,6 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True, *
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from hotline import db as dbmod
-    from hotline import outbox
     from hotline.logs import setup_logging
     from hotline.resources import Resources
 
@@ -40,7 +39,6 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True, *
     resources = Resources(settings)
     if check_schema:
         dbmod.check_schema(resources.db.engine)
-    outbox.install(resources.db, resources.redis)
     resources.init_app(app)
 
     from hotline.web import register_blueprints

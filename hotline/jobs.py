@@ -28,6 +28,13 @@ LEASE = timedelta(minutes=5)  # a running job older than this belonged to a dead
 MAX_ATTEMPTS = 8
 
 
+def backoff(attempts: int) -> timedelta:
+    """Wait before retry number `attempts` (1-based): the same schedule RQ's Retry uses."""
+    from hotline.queueing import RETRY_INTERVALS
+
+    return timedelta(seconds=RETRY_INTERVALS[min(attempts, len(RETRY_INTERVALS)) - 1])
+
+
 class Retry(Exception):
     """Raised by run_outbox so RQ retries the job with backoff."""
 
@@ -88,6 +95,8 @@ def run(res: Resources, job_id: int) -> str:
             assert job is not None
             if exc.transient and job.attempts < MAX_ATTEMPTS:
                 job.status, job.last_error = OutboxStatus.PENDING, str(exc)[:255]
+                # The sweeper honours run_after, so it never re-runs a job before its backoff is over.
+                job.run_after = utcnow() + backoff(job.attempts)
                 _note_on_case(s, job, f"retrying: {exc}")
                 s.commit()
                 raise Retry(str(exc)) from None

@@ -33,7 +33,10 @@ def add_job(session: Session, kind: str, payload: dict[str, Any], *, queue: str 
 
 
 def install(db: Database, redis_factory: Callable[[], Redis]) -> None:
-    """Enqueue each session's new outbox rows once its transaction has committed."""
+    """Enqueue each session's new outbox rows once its transaction has committed (once per db)."""
+    if getattr(db, "_outbox_installed", False):
+        return
+    db._outbox_installed = True  # type: ignore[attr-defined]
 
     def after_commit(session: Session) -> None:
         jobs: list[OutboxJob] = session.info.pop(_PENDING_KEY, [])

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 QUEUES = ("urgent", "default", "low")  # a worker takes them in this order
 RUN_OUTBOX = "workers.jobs.run_outbox"
 # Backoff for transient failures (Twilio timeouts, 429, 5xx): about 7 minutes in all.
-RETRY = Retry(max=5, interval=[5, 15, 45, 120, 240])
+RETRY_INTERVALS = [5, 15, 45, 120, 240, 480, 900]
+RETRY = Retry(max=5, interval=RETRY_INTERVALS[:5])
 
 
 def connect(url: str, *, timeout: float = 2.0) -> Redis:

@@ -23,6 +23,10 @@ class Resources:
         self._redis: Redis | None = None
         self._transport: Transport | None = None
         self._lock = threading.Lock()
+        from hotline import outbox
+
+        # Every process (web, worker, command) pushes outbox jobs to RQ after its commits.
+        outbox.install(self.db, self.redis)
 
     @property
     def redis_url(self) -> str:

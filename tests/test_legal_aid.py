@@ -57,6 +57,9 @@ def retry_due_jobs(res: Resources) -> int:
     with res.db.Session() as s:
         s.execute(sa.update(OutboxJob).where(OutboxJob.enqueued_at.is_not(None))
                   .values(enqueued_at=utcnow() - timedelta(minutes=2)))
+        # ...and the backoff jobs.run set (run_after) has passed.
+        s.execute(sa.update(OutboxJob).where(OutboxJob.run_after.is_not(None))
+                  .values(run_after=utcnow() - timedelta(seconds=1)))
         s.commit()
     return sweep_once(res)
 
@@ -149,6 +152,10 @@ def test_job_failing_twice_with_500_is_retried_and_delivered_once(res, db, rest_
     job = db.scalar(sa.select(OutboxJob))
     assert (job.status, job.attempts) == (OutboxStatus.PENDING, 1)
     assert the_case(db, case_id).last_error.startswith("case.notify: retrying: Twilio 500")
+    # Not before its backoff is over: the sweeper leaves it to RQ's scheduled retry until then.
+    assert job.run_after is not None and job.run_after > utcnow()
+    backdate(res, OutboxJob, "created_at", timedelta(minutes=2))
+    assert sweep_once(res) == 0
 
     for _ in range(2):  # the second failure, then the delivery
         assert retry_due_jobs(res) == 1
