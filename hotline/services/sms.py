@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,7 +45,13 @@ REPLY_PURPOSE = "reply"
 _messages = cast(sa.Table, Message.__table__)
 _INSERT_MESSAGE = sa.insert(_messages)
 _INSERT_INBOUND = sa.insert(_messages).returning(_messages.c.id)
-_CALLER_BY_PHONE = sa.select(Caller).where(Caller.phone == sa.bindparam("phone"))
+_callers = cast(sa.Table, Caller.__table__)
+_CALLER_BY_PHONE = sa.select(_callers.c.id, _callers.c.country, _callers.c.language, _callers.c.opted_out_at).where(
+    _callers.c.phone == sa.bindparam("phone"))
+_INSERT_CALLER = sa.insert(_callers).returning(_callers.c.id)
+_UPDATE_CALLER = sa.update(_callers).where(_callers.c.id == sa.bindparam("caller_key"))
+_LINK_CASE = sa.update(_messages).where(_messages.c.id == sa.bindparam("message_id")).values(
+    case_id=sa.bindparam("case_id"))
 _RECENT_INBOUND = sa.select(sa.func.count(_messages.c.id)).where(
     _messages.c.caller_id == sa.bindparam("caller_id"), _messages.c.direction == Direction.INBOUND.value,
     _messages.c.created_at > sa.bindparam("since", type_=_messages.c.created_at.type))
@@ -95,27 +102,31 @@ def handle_inbound(session: Session, keywords: KeywordSet, msg: InboundMessage, 
 
 
 def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: datetime) -> Outcome:
+    # Plain Core statements on the session's connection rather than ORM objects: these rows are
+    # written once and not read back here, and the unit of work would cost more than the statements
+    # (the webhook's throughput is benchmarked). Cases and callbacks still go through intake (ORM).
+    conn = session.connection()
     body = clean_body(msg.body)
     match = keywords.match(body)
-    caller, new = _caller(session, msg.sender, now)
-    limited = not new and _over_rate_limit(session, keywords, caller, now)
+    caller, new = _caller(conn, msg.sender, now)
+    before = (caller.language, caller.opted_out_at)
+    limited = not new and _over_rate_limit(conn, keywords, caller, now)
     language = keywords.reply_language(body, caller.language)
     if caller.language is None and script_of(body) in keywords.languages:
         caller.language = Language(language)  # first text in Khmer or Thai script: remember it
-    # Plain INSERTs rather than ORM objects: the rows are written once and never read back here,
-    # and the unit of work costs more than the statements (the webhook's throughput is benchmarked).
-    # A duplicate MessageSid fails this first INSERT, before any action.
-    conn = session.connection()  # Core statements: no ORM layer on the hot path
+    # A duplicate MessageSid fails this INSERT, before any action.
     inbound_id = conn.execute(_INSERT_INBOUND, dict(
         sid=msg.sid, direction=Direction.INBOUND, channel=msg.channel, provider=msg.provider, caller_id=caller.id,
         peer=caller.phone, body=body, language=Language(language), keyword=match.label, created_at=now,
         status=MessageStatus.IGNORED if limited else MessageStatus.RECEIVED)).scalar_one()
     if limited:
-        return Outcome(match=match, rate_limited=True,
-                       case_id=_despite_limit(session, keywords, caller, msg, match, language, now))
+        case_id = _despite_limit(session, keywords, caller, msg, match, language, now)
+        _save_caller(conn, caller, before, None if new else now)
+        return Outcome(match=match, rate_limited=True, case_id=case_id)
     reply_id, language, case_id = _act(session, caller, msg, match, language, now)
+    _save_caller(conn, caller, before, None if new else now)
     if case_id is not None:
-        session.execute(sa.update(Message).where(Message.id == inbound_id).values(case_id=case_id))
+        conn.execute(_LINK_CASE, {"message_id": inbound_id, "case_id": case_id})
     if msg.answered_by_provider:
         return Outcome(match=match, case_id=case_id)
     text = keywords.render(reply_id, language, caller.country)
@@ -130,25 +141,35 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
     return Outcome(replies=(reply,), match=match, case_id=case_id)
 
 
-def _caller(session: Session, sender: str, now: datetime) -> tuple[Caller, bool]:
-    """The sender's Caller row and whether it is new. Unlike `callers.get_or_create` this takes no
-    savepoint: a race on a new number fails the flush, and `handle_inbound` starts over once."""
+def _caller(conn: Connection, sender: str, now: datetime) -> tuple[Caller, bool]:
+    """The sender as a Caller object that is NOT in the session (changes are saved by `_save_caller`),
+    and whether the number is new. A race on a new number fails the INSERT; `handle_inbound` retries."""
     phone = sender.strip()[:20] or "unknown"
-    caller = session.scalar(_CALLER_BY_PHONE, {"phone": phone})
-    if caller is not None:
-        caller.last_seen_at = now
-        return caller, False
-    caller = Caller(phone=phone, country=country_of(phone), last_seen_at=now)
-    session.add(caller)
-    session.flush()  # its id goes on the message rows
-    return caller, True
+    row = conn.execute(_CALLER_BY_PHONE, {"phone": phone}).first()
+    if row is not None:
+        return Caller(id=row.id, phone=phone, country=row.country, language=row.language,
+                      opted_out_at=row.opted_out_at), False
+    country = country_of(phone)
+    caller_id = conn.execute(_INSERT_CALLER, {"phone": phone, "country": country, "last_seen_at": now}).scalar_one()
+    return Caller(id=caller_id, phone=phone, country=country), True
 
 
-def _over_rate_limit(session: Session, keywords: KeywordSet, caller: Caller, now: datetime) -> bool:
+def _save_caller(conn: Connection, caller: Caller, before: tuple[Any, Any], seen: datetime | None) -> None:
+    """One UPDATE with what changed: last seen, language, opt-out."""
+    changes: dict[str, Any] = {"last_seen_at": seen} if seen else {}
+    if caller.language != before[0]:
+        changes["language"] = caller.language
+    if caller.opted_out_at != before[1]:
+        changes["opted_out_at"] = caller.opted_out_at
+    if changes:
+        conn.execute(_UPDATE_CALLER, {"caller_key": caller.id, **changes})
+
+
+def _over_rate_limit(conn: Connection, keywords: KeywordSet, caller: Caller, now: datetime) -> bool:
     """Counted in the database, not Redis: the webhook keeps working with Redis down."""
     limit, window = keywords.rate_limit
     since = now - timedelta(seconds=window)
-    recent = session.connection().scalar(_RECENT_INBOUND, {"caller_id": caller.id, "since": since})
+    recent = conn.scalar(_RECENT_INBOUND, {"caller_id": caller.id, "since": since})
     return (recent or 0) >= limit
 
 
