@@ -284,5 +284,12 @@ def _outcome(kinds: set[str], status: str) -> str:
     return "hung_up" if status == "completed" else status
 
 
+_HOME_PREFIXES = (("+855", "KH"), ("+66", "TH"))
+
+
 def country_for(from_: str) -> str | None:
+    """Country of a caller ID; the two home countries without a full parse (it runs on every step)."""
+    for prefix, country in _HOME_PREFIXES:
+        if from_.startswith(prefix) and from_[1:].isdigit():
+            return country
     return country_of(from_) if from_.startswith("+") else None

@@ -83,15 +83,14 @@ def _input(st: State, marker: str, form: MultiDict[str, str]) -> Input:
 
 
 def _run(rt: Runtime, call_id: int | None, st: State, inp: Input, form: MultiDict[str, str]) -> Response:
-    """Engine step, effects, events, one commit, TwiML."""
-    s = session()
+    """Engine step, effects, events, one commit, TwiML. An ordinary step opens no session at all."""
     from_, call_sid = form.get("From", ""), form.get("CallSid", "")
     ctx = rt.context(from_, rt.now())
     step = engine.step(rt.script, st, inp, ctx) if inp.kind != Kind.ENTER else engine.start(
         rt.script, ctx, lang=st.lang or None, resume=st.ref or None)
     numbers: tuple[str, ...] = ()
     if step.waits_for_dial:
-        numbers = service.oncall_numbers(s, rt.settings, ctx.country)
+        numbers = service.oncall_numbers(session(), rt.settings, ctx.country)
         if not numbers:  # nobody to ring: straight to the voice message
             ctx = replace(ctx, can_dial=False)
             step = engine.step(rt.script, st, inp, ctx) if inp.kind != Kind.ENTER else engine.start(
@@ -99,6 +98,7 @@ def _run(rt: Runtime, call_id: int | None, st: State, inp: Input, form: MultiDic
     g.call_language = step.state.lang
     g.log_node = step.state.node
     if step.effects or inp.kind == Kind.ENTER:
+        s = session()
         service.apply_effects(s, step.effects, call_id=call_id, call_sid=call_sid, from_=from_,
                               lang=step.state.lang, country=ctx.country)
         service.record_events(s, call_id, step.events, at=ctx.now)
