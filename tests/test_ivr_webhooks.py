@@ -4,6 +4,7 @@ the rows each step writes (cases, callback requests, recordings, the call's path
 from __future__ import annotations
 
 import dataclasses
+import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -548,10 +549,14 @@ def test_path_events_of_ordinary_steps_are_written_in_batches_and_a_bad_row_lose
     db.add(Call(call_sid="CAbatch", state={}))
     db.commit()
     call_id = db.scalar(sa.select(Call.id).where(Call.call_sid == "CAbatch"))
-    writer = EventWriter(app.extensions["hotline"].db, idle_exit=0.2)
+    writer = EventWriter(app.extensions["hotline"].db, background=True, idle_exit=0.2)
     writer.put(event_rows(call_id, [Event("node", "main"), Event("key", "main", "3")]))
     writer.put(event_rows(call_id + 1000, [Event("node", "main")]))  # a call that does not exist
     writer.put(event_rows(call_id, [Event("node", "wages")]))
     writer.flush()
     rows = db.execute(sa.select(CallEvent.kind, CallEvent.node).order_by(CallEvent.id)).all()
     assert [tuple(r) for r in rows] == [("node", "main"), ("key", "main"), ("node", "wages")]
+    deadline = time.monotonic() + 10
+    while writer._thread is not None and time.monotonic() < deadline:  # an idle writer thread ends
+        time.sleep(0.05)
+    assert writer._thread is None

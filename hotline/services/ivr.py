@@ -119,8 +119,11 @@ class EventWriter:
     (the request's time), then id.
     """
 
-    def __init__(self, db: Database, *, batch: int = 500, idle_exit: float = 30.0):
+    def __init__(self, db: Database, *, background: bool = True, batch: int = 500, idle_exit: float = 30.0):
         self.db, self.batch, self.idle_exit = db, batch, idle_exit  # an idle thread ends; put() starts one
+        # Without a background thread (the app under test) each put() writes at once, so a test's
+        # data is complete when its request returns and nothing writes during the next test's setup.
+        self.background = background
         self.queue: queue.Queue[list[dict[str, Any]]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -128,6 +131,9 @@ class EventWriter:
 
     def put(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
+            return
+        if not self.background:
+            self._write(rows)
             return
         with self._lock:
             if self._pid != os.getpid():  # forked (gunicorn): the parent's queue and thread are not ours

@@ -59,7 +59,8 @@ def init_app(app: Flask) -> None:
     settings: Settings = app.config["HOTLINE"]
     script = load_script(app.config.get("IVR_SCRIPT_DIR") or SCRIPT_DIR)
     audio_base = settings.audio_base_url or (settings.public_base_url + "/audio")
-    writer = service.EventWriter(resources_of(app).db)
+    writer = service.EventWriter(resources_of(app).db,
+                                 background=app.config.get("IVR_EVENTS_BACKGROUND", not app.testing))
     app.extensions["hotline.ivr"] = Runtime(script, settings, audio_base, app.config.get("IVR_CLOCK") or utcnow, writer)
 
 
