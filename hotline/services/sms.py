@@ -46,15 +46,18 @@ _messages = cast(sa.Table, Message.__table__)
 _INSERT_MESSAGE = sa.insert(_messages)
 _INSERT_INBOUND = sa.insert(_messages).returning(_messages.c.id)
 _callers = cast(sa.Table, Caller.__table__)
-_CALLER_BY_PHONE = sa.select(_callers.c.id, _callers.c.country, _callers.c.language, _callers.c.opted_out_at).where(
-    _callers.c.phone == sa.bindparam("phone"))
+# The caller and, in the same round trip, how many texts it sent in the rate-limit window.
+_RECENT_INBOUND = sa.select(sa.func.count(_messages.c.id)).where(
+    _messages.c.caller_id == _callers.c.id, _messages.c.direction == Direction.INBOUND.value,
+    _messages.c.created_at > sa.bindparam("since", type_=_messages.c.created_at.type)).scalar_subquery()
+_CALLER_BY_PHONE = sa.select(_callers.c.id, _callers.c.country, _callers.c.language, _callers.c.opted_out_at,
+                             _RECENT_INBOUND.label("recent")).where(_callers.c.phone == sa.bindparam("phone"))
 _INSERT_CALLER = sa.insert(_callers).returning(_callers.c.id)
 _UPDATE_CALLER = sa.update(_callers).where(_callers.c.id == sa.bindparam("caller_key"))
 _LINK_CASE = sa.update(_messages).where(_messages.c.id == sa.bindparam("message_id")).values(
     case_id=sa.bindparam("case_id"))
-_RECENT_INBOUND = sa.select(sa.func.count(_messages.c.id)).where(
-    _messages.c.caller_id == sa.bindparam("caller_id"), _messages.c.direction == Direction.INBOUND.value,
-    _messages.c.created_at > sa.bindparam("since", type_=_messages.c.created_at.type))
+# Intents that change nothing but the reply: their two rows go in one INSERT.
+_PURE = (Intent.EMPTY, Intent.UNKNOWN, Intent.HELP, Intent.TOPIC)
 _REPLY_FOR = {Intent.EMPTY: "unknown", Intent.UNKNOWN: "unknown", Intent.HELP: "help",
               Intent.CALLBACK: "callback", Intent.URGENT: "urgent", Intent.STOP: "stop", Intent.START: "start"}
 
@@ -108,17 +111,20 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
     conn = session.connection()
     body = clean_body(msg.body)
     match = keywords.match(body)
-    caller, new = _caller(conn, msg.sender, now)
+    caller, new, recent = _caller(conn, msg.sender, now, keywords.rate_limit[1])
     before = (caller.language, caller.opted_out_at)
-    limited = not new and _over_rate_limit(conn, keywords, caller, now)
+    limited = recent >= keywords.rate_limit[0]
     language = keywords.reply_language(body, caller.language)
     if caller.language is None and script_of(body) in keywords.languages:
         caller.language = Language(language)  # first text in Khmer or Thai script: remember it
-    # A duplicate MessageSid fails this INSERT, before any action.
-    inbound_id = conn.execute(_INSERT_INBOUND, dict(
-        sid=msg.sid, direction=Direction.INBOUND, channel=msg.channel, provider=msg.provider, caller_id=caller.id,
-        peer=caller.phone, body=body, language=Language(language), keyword=match.label, created_at=now,
-        status=MessageStatus.IGNORED if limited else MessageStatus.RECEIVED)).scalar_one()
+    inbound = dict(sid=msg.sid, direction=Direction.INBOUND, channel=msg.channel, provider=msg.provider,
+                   caller_id=caller.id, peer=caller.phone, body=body, language=Language(language),
+                   keyword=match.label, created_at=now, segments=None, purpose=None, case_id=None,
+                   idempotency_key=None, status=MessageStatus.IGNORED if limited else MessageStatus.RECEIVED)
+    acts = limited or match.intent not in _PURE or msg.answered_by_provider
+    if acts:
+        # Stored before anything is done: a duplicate MessageSid fails this INSERT, before any action.
+        inbound_id = conn.execute(_INSERT_INBOUND, inbound).scalar_one()
     if limited:
         case_id = _despite_limit(session, keywords, caller, msg, match, language, now)
         _save_caller(conn, caller, before, None if new else now)
@@ -131,27 +137,30 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
         return Outcome(match=match, case_id=case_id)
     text = keywords.render(reply_id, language, caller.country)
     reply = OutboundMessage(body=text, language=language, segments=sms_segments(text), reply_to=msg.sid)
-    conn.execute(_INSERT_MESSAGE, dict(
-        sid=None, direction=Direction.OUTBOUND, channel=msg.channel, provider=msg.provider, caller_id=caller.id,
-        peer=caller.phone, body=text, language=Language(language), keyword=None, created_at=now,
-        status=MessageStatus.QUEUED, segments=reply.segments, purpose=REPLY_PURPOSE, case_id=case_id,
-        idempotency_key=reply_key(msg.sid) if msg.sid else None))
+    outbound = dict(sid=None, direction=Direction.OUTBOUND, channel=msg.channel, provider=msg.provider,
+                    caller_id=caller.id, peer=caller.phone, body=text, language=Language(language), keyword=None,
+                    created_at=now, segments=reply.segments, purpose=REPLY_PURPOSE, case_id=case_id,
+                    idempotency_key=reply_key(msg.sid) if msg.sid else None, status=MessageStatus.QUEUED)
+    # Nothing was acted on for a pure reply: both rows in one statement (a duplicate sid fails it whole).
+    conn.execute(_INSERT_MESSAGE, outbound if acts else [inbound, outbound])
     # The keyword is in the Message row; the log line stays free of anything the sender wrote.
     log.info("MessageSid=%s answered: language=%s parts=%d", msg.sid, language, reply.segments)
     return Outcome(replies=(reply,), match=match, case_id=case_id)
 
 
-def _caller(conn: Connection, sender: str, now: datetime) -> tuple[Caller, bool]:
+def _caller(conn: Connection, sender: str, now: datetime, window: int) -> tuple[Caller, bool, int]:
     """The sender as a Caller object that is NOT in the session (changes are saved by `_save_caller`),
-    and whether the number is new. A race on a new number fails the INSERT; `handle_inbound` retries."""
+    whether the number is new, and its texts in the rate-limit window (counted in the database, not
+    Redis: the webhook keeps working with Redis down). A race on a new number fails the INSERT;
+    `handle_inbound` then starts over."""
     phone = sender.strip()[:20] or "unknown"
-    row = conn.execute(_CALLER_BY_PHONE, {"phone": phone}).first()
+    row = conn.execute(_CALLER_BY_PHONE, {"phone": phone, "since": now - timedelta(seconds=window)}).first()
     if row is not None:
         return Caller(id=row.id, phone=phone, country=row.country, language=row.language,
-                      opted_out_at=row.opted_out_at), False
+                      opted_out_at=row.opted_out_at), False, row.recent
     country = country_of(phone)
     caller_id = conn.execute(_INSERT_CALLER, {"phone": phone, "country": country, "last_seen_at": now}).scalar_one()
-    return Caller(id=caller_id, phone=phone, country=country), True
+    return Caller(id=caller_id, phone=phone, country=country), True, 0
 
 
 def _save_caller(conn: Connection, caller: Caller, before: tuple[Any, Any], seen: datetime | None) -> None:
@@ -163,14 +172,6 @@ def _save_caller(conn: Connection, caller: Caller, before: tuple[Any, Any], seen
         changes["opted_out_at"] = caller.opted_out_at
     if changes:
         conn.execute(_UPDATE_CALLER, {"caller_key": caller.id, **changes})
-
-
-def _over_rate_limit(conn: Connection, keywords: KeywordSet, caller: Caller, now: datetime) -> bool:
-    """Counted in the database, not Redis: the webhook keeps working with Redis down."""
-    limit, window = keywords.rate_limit
-    since = now - timedelta(seconds=window)
-    recent = conn.scalar(_RECENT_INBOUND, {"caller_id": caller.id, "since": since})
-    return (recent or 0) >= limit
 
 
 def _act(session: Session, caller: Caller, msg: InboundMessage, match: Match, language: str,
