@@ -64,12 +64,20 @@ LUA = Path(__file__).resolve().parent / "signed.lua"
 # Call flows as the keys a caller presses at each Gather, in order. The walker follows the TwiML, so
 # a flow stops where the menu hangs up, records or dials; unknown keys are answered by a re-prompt.
 DEFAULT_FLOWS: dict[str, list[str]] = {
-    "language, main menu, message": ["1", "1", "1"],
-    "language, menu, message, back": ["1", "2", "1", "0"],
-    "language, rights, message": ["1", "3", "2"],
-    "urgent path": ["1", "9"],
+    "Khmer, papers, main menu, wages": ["1", "2", "0", "3"],
+    "Khmer, warning signs, repeat": ["1", "4", "*"],
+    "Thai, useful numbers, main menu, money": ["2", "7", "0", "5"],
+    "English, before you go": ["3", "1"],
+    "Khmer, call me back": ["1", "8"],
+    "Khmer, urgent (9)": ["1", "9"],
 }
-DEFAULT_SMS_BODIES = ["INFO", "HELP", "JOB", "WAGES", "PASSPORT", "hello", "ជួយ", "info please", "CALL"]
+# How often each flow is replayed: urgent calls are a small share of a busy hour.
+FLOW_WEIGHTS = {"Khmer, papers, main menu, wages": 4, "Khmer, warning signs, repeat": 3,
+                "Thai, useful numbers, main menu, money": 3, "English, before you go": 1,
+                "Khmer, call me back": 1, "Khmer, urgent (9)": 1}
+# Inbound texts of a busy hour (urgent ones are timed on their own, below).
+DEFAULT_SMS_BODIES = ["HELP", "1", "2", "3", "4", "CALL", "hello", "ជួយ", "LANG 1", "my boss keeps my passport",
+                      "ช่วยด้วย", "7", "info"]
 TARGETS = {"voice-first": 0.5, "voice-steps": 0.5, "sms": 0.3}
 P99_TARGET_MS = {"voice-first": 25.0, "voice-steps": 25.0}
 
@@ -271,8 +279,10 @@ def walk(base: str, digits: list[str], sid: str, from_: str) -> list[Step]:
         root = ET.fromstring(body)  # noqa: S314 - our own server's answer
         nxt = None
         for el in root:
-            if el.tag == "Gather" and keys:
-                nxt = (_to_path(el.get("action") or path, base, path), {"Digits": keys.pop(0), "FinishedOnKey": ""})
+            if el.tag == "Gather":
+                if keys:  # a caller who has pressed every key of the flow hangs up here
+                    nxt = (_to_path(el.get("action") or path, base, path), {"Digits": keys.pop(0),
+                                                                           "FinishedOnKey": ""})
                 break
             if el.tag == "Redirect" and el.text:
                 nxt = (_to_path(el.text.strip(), base, path), {})
@@ -300,12 +310,14 @@ class Flows:
         return {p: int(median(v)) for p, v in by_path.items() if v}
 
 
-def discover(base: str, flows: dict[str, list[str]], sms_bodies: list[str], rng: random.Random) -> Flows:
-    sid = call_sid(rng)
+def discover(base: str, flows: dict[str, list[str]], sms_bodies: list[str], rng: random.Random,
+             database_url: str) -> Flows:
     out: dict[str, list[Step]] = {}
     for name, digits in flows.items():
         sid = call_sid(rng)
-        out[name] = [replace_sid(st, sid) for st in walk(base, digits, sid, kh_number(rng))]
+        steps = walk(base, digits, sid, kh_number(rng))
+        ids = call_ids(database_url, [sid])
+        out[name] = [templatize(st, sid, ids.get(sid)) for st in steps]
     sms_sizes = {}
     for body in sms_bodies:
         status, answer = post(base, "/twilio/sms", sms_params(body, kh_number(rng), msg_sid(rng)))
@@ -313,8 +325,33 @@ def discover(base: str, flows: dict[str, list[str]], sms_bodies: list[str], rng:
     return Flows("{sid}", out, sms_sizes)
 
 
-def replace_sid(st: Step, sid: str) -> Step:
-    return Step(st.path.replace(sid, "{sid}"), st.extra, st.size)
+def templatize(st: Step, sid: str, call_id: int | None) -> Step:
+    """The step for any call: its CallSid, and a query value equal to its database id (state carried
+    in the action URL), become placeholders."""
+    path = st.path.replace(sid, "{sid}")
+    if call_id is not None:
+        parts = urllib.parse.urlsplit(path)
+        query = [(k, "{cid}" if v == str(call_id) else v) for k, v in urllib.parse.parse_qsl(parts.query)]
+        path = parts.path + ("?" + "&".join(f"{k}={urllib.parse.quote(v, safe='{}')}" for k, v in query)
+                             if query else "")
+    return Step(path, st.extra, st.size)
+
+
+def call_ids(database_url: str, sids: list[str] | None = None) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    from hotline.db import make_engine
+    from hotline.models import Call
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            query = sa.select(Call.call_sid, Call.id)
+            if sids is not None:
+                query = query.where(Call.call_sid.in_(sids))
+            return {sid: cid for sid, cid in conn.execute(query)}
+    finally:
+        engine.dispose()
 
 
 # -- request files ----------------------------------------------------------------------------------
@@ -327,7 +364,7 @@ class CallPlan:
 
 
 def plan_calls(n: int, flows: Flows, rng: random.Random) -> list[CallPlan]:
-    names = list(flows.flows)
+    names = [name for name in flows.flows for _ in range(FLOW_WEIGHTS.get(name, 1))]
     plans = []
     for i in range(n):
         frm = kh_number(rng) if i % 4 else th_number(rng)
@@ -341,7 +378,7 @@ def write_first_steps(path: Path, base: str, plans: list[CallPlan]) -> None:
             f.write(signed_line(base, "/twilio/voice", voice_params(p.sid, p.from_)))
 
 
-def write_later_steps(path: Path, base: str, plans: list[CallPlan], flows: Flows) -> int:
+def write_later_steps(path: Path, base: str, plans: list[CallPlan], flows: Flows, ids: dict[str, int]) -> int:
     """Step 2 of every call, then step 3 of every call, ...: thousands of requests lie between two
     steps of one call, so 32 connections never deliver them out of order."""
     n = 0
@@ -352,7 +389,7 @@ def write_later_steps(path: Path, base: str, plans: list[CallPlan], flows: Flows
                 steps = flows.flows[p.flow]
                 if k < len(steps):
                     st = steps[k]
-                    f.write(signed_line(base, st.path.replace("{sid}", p.sid),
+                    f.write(signed_line(base, st.path.replace("{sid}", p.sid).replace("{cid}", str(ids[p.sid])),
                                         {**voice_params(p.sid, p.from_), **st.extra}))
                     n += 1
     return n
@@ -466,7 +503,7 @@ def run_backend(name: str, opts: Options, workdir: Path, pg_url: str, redis_url:
             for web in opts.web_workers:
                 hot = gunicorn("hotline:create_app()", port, web, opts.threads, env, logs / f"web{web}.log")
                 try:
-                    flows = discover(base, opts.flows, opts.sms_bodies, rng)
+                    flows = discover(base, opts.flows, opts.sms_bodies, rng, backend.database_url)
                     report.flows = {k: [s.path + (f" [{s.extra['Digits']}]" if "Digits" in s.extra else "")
                                         for s in v] for k, v in flows.flows.items()}
                     files = prepare_files(workdir / f"{name}-{web}", base, flows, opts, rng)
@@ -538,22 +575,12 @@ def prepare_files(prefix: Path, base: str, flows: Flows, opts: Options, rng: ran
 
 def later_steps_for_existing(files: dict[str, Path], base: str, flows: Flows, database_url: str) -> Path:
     """Gather steps only for calls whose first step the hotline has stored."""
-    import sqlalchemy as sa
-
-    from hotline.db import make_engine
-    from hotline.models import Call
-
     prefix = files["voice-first"].parent
     plans = [CallPlan(**p) for p in json.loads((prefix / "plans.json").read_text())]
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            known = set(conn.scalars(sa.select(Call.call_sid)))
-    finally:
-        engine.dispose()
+    known = call_ids(database_url)
     existing = [p for p in plans if p.sid in known]
     out = prefix / "voice-steps.tsv"
-    n = write_later_steps(out, base, existing, flows)
+    n = write_later_steps(out, base, existing, flows, known)
     if n == 0:
         # The menu has no Gather yet (or no call was stored): replay first steps so the phase still runs.
         shutil.copyfile(files["voice-first"], out)
@@ -690,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=20000, help="distinct CallSids per run")
     ap.add_argument("--sms", type=int, default=20000, help="distinct inbound SMS per run")
     ap.add_argument("--urgent", type=int, default=20, help="urgent SMS to time")
-    ap.add_argument("--urgent-body", default=os.environ.get("BENCH_URGENT_BODY", "HELP"))
+    ap.add_argument("--urgent-body", default=os.environ.get("BENCH_URGENT_BODY", "SOS"))
     ap.add_argument("--flows", default=None, help="JSON {name: [keys...]} (default: bench's realistic flows)")
     ap.add_argument("--sms-bodies", default=None, help="JSON list of inbound SMS bodies")
     ap.add_argument("--pg-url", default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
