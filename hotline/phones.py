@@ -56,14 +56,19 @@ def mask(number: str | None) -> str:
     digits = re.sub(r"\D", "", number)
     if len(digits) < 7:
         return "*" * len(digits)
-    cc = ""
     if number.startswith("+"):
-        try:
-            cc = str(phonenumbers.parse(number, None).country_code)
-        except phonenumbers.NumberParseException:
-            cc = digits[:2]
+        cc = _country_code(digits)
         return "+" + cc + "*" * (len(digits) - len(cc) - 3) + digits[-3:]
     return "*" * (len(digits) - 3) + digits[-3:]
+
+
+def _country_code(digits: str) -> str:
+    # E.164 country codes are prefix-free, so the first 1-3 digits that name one are it. A table
+    # lookup, not a full parse: this runs on every request's log line.
+    for n in (1, 2, 3):
+        if int(digits[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return digits[:n]
+    return digits[:2]
 
 
 _NUMBER_RE = re.compile(r"(?<![\w+])\+?\d(?:[\d \-.]{6,18})\d(?!\w)")
