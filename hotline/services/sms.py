@@ -2,9 +2,12 @@
 
 `handle_inbound` takes the caller's session and does not commit: the webhook commits, then answers.
 A case or callback request is written in that same transaction (its job reaches RQ after commit),
-so the sender is only told "we will call" once it is stored. Per message it costs a few statements:
-the caller, a count for the rate limit, the inbound row (in a savepoint: the unique MessageSid
-decides a redelivery race), the reply row.
+so the sender is only told "we will call" once it is stored.
+
+Per message it costs a few statements: the caller with its count for the rate limit (one SELECT),
+an INSERT or UPDATE of the caller, and the two message rows (one INSERT when nothing else is done).
+The unique MessageSid decides a redelivery race: the INSERT fails, the session is rolled back, and
+nothing is acted on twice.
 """
 
 from __future__ import annotations
