@@ -342,7 +342,6 @@ def test_invalid_or_opted_out_number_fails_at_once_with_the_reason_on_the_case(r
     assert fake_twilio.messages == []
 
 
-@pytest.mark.xfail(strict=True, reason="the console's case page does not show case.last_error yet")
 def test_the_failure_reason_is_shown_on_the_case_page(rest_settings: Settings, fake_twilio, client, db) -> None:
     from tests.test_console import login, make_staff
 
