@@ -168,7 +168,7 @@ def make_backend(name: str, workdir: Path, pg_url: str, redis_url: str) -> Backe
 
         admin_url = normalise_database_url(pg_url)
         parts = urllib.parse.urlsplit(admin_url)
-        dbname = "hotline_bench"
+        dbname = f"hotline_bench_{os.getpid()}"  # two runs at once must not share (or drop) one database
         admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
@@ -746,16 +746,25 @@ def main(argv: list[str] | None = None) -> int:
         # The snapshot's packages come first; bench.bare_app falls back to this folder's.
         os.environ["PYTHONPATH"] = os.pathsep.join([str(tree), str(ROOT)])
     reports = []
+    failed: list[str] = []
     try:
         for name in args.backend.split(","):
             print(f"== {name} ==", file=sys.stderr, flush=True)
-            reports.append(run_backend(name.strip(), opts, workdir, args.pg_url, args.redis_url))
+            try:
+                reports.append(run_backend(name.strip(), opts, workdir, args.pg_url, args.redis_url))
+            except Exception as exc:  # noqa: BLE001 - report the other backend's figures all the same
+                import traceback
+
+                traceback.print_exc()
+                failed.append(f"{name}: {type(exc).__name__}: {str(exc)[:300]}")
     finally:
         if args.keep:
             print(f"work folder kept: {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     table = render(reports, opts)
+    if failed:
+        table += "\nRuns that failed: " + "; ".join(failed) + "\n"
     print(table)
     if not args.no_write:
         rev = args.snapshot or "work tree at"
