@@ -148,6 +148,7 @@ def test_scripts_check_command_passes_on_the_shipped_script() -> None:
     assert result.exit_code == 0, result.output
     assert "15 nodes, 29 prompts, languages km, th, en: valid (87 texts marked for review)" in result.output
     assert "audio: all 87 prompt files present" in result.output
+    assert "ivr_scripts/sms: ok: 3 languages, 135 replies within 2 parts" in result.output
 
 
 def test_importing_the_menus_pulls_in_no_framework() -> None:

@@ -34,7 +34,7 @@ def register(cli: click.Group) -> None:
     scripts = _group(cli, "scripts", "Menus and keywords as data (ivr_scripts/).")
     audio = _group(cli, "audio", "Recorded prompts (audio/<lang>/*.mp3 and audio/manifest.json).")
 
-    @scripts.command("check", help="Validate the voice script and that every prompt's audio exists.")
+    @scripts.command("check", help="Validate the voice script, its audio, and the SMS keywords (all of ivr_scripts/).")
     @click.option("--voice-dir", type=click.Path(file_okay=False, path_type=Path), default=SCRIPT_DIR,
                   show_default=True)
     @click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
@@ -52,6 +52,14 @@ def register(cli: click.Group) -> None:
                                        + (" ..." if len(missing) > 20 else "")
                                        + "\n(run `hotline audio placeholders` or `hotline audio import`)")
         click.echo(f"audio: all {len(rows) * len(script.languages)} prompt files present")
+        from hotline.commands.sms_scripts import DEFAULT_DIR, check_sms
+        from hotline.menus.keywords import ScriptError
+
+        try:
+            summary = check_sms(DEFAULT_DIR)[-1]
+        except ScriptError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{DEFAULT_DIR}: {summary} (details: `hotline scripts check-sms`)")
 
     @audio.command("check", help="Print the prompt x language matrix: recorded, placeholder or missing.")
     @click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
