@@ -357,3 +357,12 @@ def test_python_dash_m_works() -> None:
 
     out = subprocess.run([sys.executable, "-m", "hotline", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "worker" in out.stdout and "run" in out.stdout
+
+
+def test_models_and_migrations_agree(settings) -> None:
+    """A model changed without its migration fails here, not in production."""
+    from alembic import command
+
+    from hotline.db import alembic_config
+
+    command.check(alembic_config(settings.database_url))  # raises when autogenerate finds a difference
