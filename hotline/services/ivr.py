@@ -29,7 +29,6 @@ from hotline.models import (
     Case,
     CasePriority,
     Language,
-    OnCallEntry,
     Recording,
 )
 from hotline.outbox import add_job
@@ -213,12 +212,10 @@ def apply_effects(session: Session, effects: Sequence[Effect], *, call_id: int |
 
 
 def oncall_numbers(session: Session, settings: Settings, country: str | None) -> tuple[str, ...]:
-    """Who to ring for an urgent call: the console's active roster for the caller's country, else settings."""
-    rows = session.scalars(sa.select(OnCallEntry.phone).where(OnCallEntry.active.is_(True),
-                                                              OnCallEntry.country == (country or "KH"))
-                           .order_by(OnCallEntry.position, OnCallEntry.id)).all()
-    numbers = list(rows) or settings.oncall_for(country or "KH")
-    return tuple(dict.fromkeys(numbers))[:10]  # <Dial> rings at most 10 numbers at once
+    """Who to ring for an urgent call: the same list the SMS alerts use (hotline.services.legal_aid)."""
+    from hotline.services.legal_aid import oncall_numbers as ordered
+
+    return tuple(ordered(session, settings, country or "KH"))[:10]  # <Dial> rings at most 10 numbers at once
 
 
 def missed_call(session: Session, *, call_sid: str, from_: str, to: str, tz: ZoneInfo, now: datetime) -> bool:
