@@ -737,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
                    sms_bodies=json.loads(args.sms_bodies) if args.sms_bodies else DEFAULT_SMS_BODIES,
                    worker_during_load=True)
     workdir = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
+    commit = git_head(args.snapshot or "HEAD")  # what is measured: read before the run, not after
     if args.snapshot:
         tree = workdir / "tree"
         tree.mkdir()
@@ -770,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         rev = args.snapshot or "work tree at"
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         head = (f"# Latest benchmark run\n\n`python bench/run.py` on {when}, "
-                f"{rev} commit {git_head(args.snapshot or 'HEAD')}, Python {platform.python_version()}.\n\n")
+                f"{rev} commit {commit}, Python {platform.python_version()}.\n\n")
         (Path(__file__).resolve().parent / "RESULTS.md").write_text(head + table)
     return 0
 
