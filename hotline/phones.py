@@ -71,7 +71,12 @@ def _country_code(digits: str) -> str:
     return digits[:2]
 
 
-_NUMBER_RE = re.compile(r"(?<![\w+])\+?\d(?:[\d \-.]{6,18})\d(?!\w)")
+# What a phone number looks like in free text: "+" and a country code, or a local number with its
+# trunk 0 ("012 345 678", "081-234-5678"), or a bare run of 8-15 digits. Dates, times, IP addresses
+# and ids stay readable: dots never join digits here, and grouped digits must start with + or 0.
+_NUMBER_RE = re.compile(
+    r"(?<![\w.+/-])(?:\+\d(?:[ -]?\d){6,14}|0\d{1,2}(?:[ -]?\d){6,8}|\d{8,15})(?!\w|\.\d)"
+)
 
 
 def mask_all(text: str) -> str:

@@ -300,6 +300,19 @@ def test_masking_keeps_country_and_last_digits() -> None:
     assert "12345678" not in mask_all("from +85512345678 and 012 345 678")
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("call 081-234-5678.", "call *******678."),
+    ("(+855 12 345 678)", "(+855*****678)"),
+    ("phone 0812345678", "phone *******678"),
+    # Not phone numbers: logs stay readable.
+    ("GET 127.0.0.1 /2010-04-01/Accounts", "GET 127.0.0.1 /2010-04-01/Accounts"),
+    ("/staff/cases/1 200 348.0ms", "/staff/cases/1 200 348.0ms"),
+    ("sid SM0123456789abcdef", "sid SM0123456789abcdef"),
+])
+def test_log_masking_hides_numbers_and_nothing_else(text, expected) -> None:
+    assert mask_all(text) == expected
+
+
 def test_request_log_line_never_holds_a_whole_number(twilio, caplog) -> None:
     from hotline.logs import MaskingFilter
 
