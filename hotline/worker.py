@@ -10,7 +10,7 @@ import logging
 import threading
 
 from redis.exceptions import RedisError
-from rq import Worker
+from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from hotline import jobs, outbox
@@ -57,7 +57,12 @@ def run_worker(res: Resources, *, burst: bool = False, sweeper: bool = True) -> 
             sweep_once(res)  # at start: whatever was left while no worker ran
         except (RedisError, OSError) as exc:
             log.warning("initial sweep skipped: %s", exc)
-        worker = Worker(list(QUEUES), connection=res.redis(), serializer=JSONSerializer)
+        # SimpleWorker runs jobs in this process instead of forking a work-horse per job: our jobs
+        # are short (one SMS, one REST call), and a fork plus a fresh database pool per job cost
+        # ten times the job itself, so under a burst of urgent cases the backlog grew. Isolation is
+        # kept where it matters: every job is idempotent and claimed in the database, so a worker
+        # that dies mid-job is simply replaced and the sweeper re-runs what it held.
+        worker = SimpleWorker(list(QUEUES), connection=res.redis(), serializer=JSONSerializer)
         worker.work(burst=burst, with_scheduler=not burst, logging_level=res.settings.log_level)
     finally:
         stop.set()

@@ -34,12 +34,13 @@ from hotline.models import (
 )
 from hotline.phones import mask
 from hotline.resources import Resources
+from hotline.services.intake import CALLBACK_JOB
 from hotline.services.periodic import every
 from hotline.settings import Settings
 from hotline.telephony.transport import SendError
 
 log = logging.getLogger(__name__)
-SCHEDULE_JOB = "callback.schedule"  # same kind as hotline.services.intake.CALLBACK_JOB
+SCHEDULE_JOB = CALLBACK_JOB  # written by hotline.services.intake.request_callback
 PLACE_JOB = "callback.place"
 OUTCOMES = ("reached", "no_answer", "busy", "unsafe", "machine", "failed")
 ZONES = {"KH": "Asia/Phnom_Penh", "TH": "Asia/Bangkok"}

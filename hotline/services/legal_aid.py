@@ -33,12 +33,13 @@ from hotline.models import (
 from hotline.phones import mask
 from hotline.queueing import enqueue_outbox
 from hotline.resources import Resources
+from hotline.services.intake import NOTIFY_JOB
 from hotline.services.periodic import every
 from hotline.settings import Settings
 from hotline.telephony.transport import SendError, Sent, Transport, find_sms
 
 log = logging.getLogger(__name__)
-NOTIFY_JOB = "case.notify"  # same kind as hotline.services.intake.NOTIFY_JOB
+# NOTIFY_JOB ("case.notify") is written by hotline.services.intake.open_case.
 ALERT_PURPOSE = "oncall_alert"
 
 # What the alert calls each category. The words a watcher would notice ("trafficking", "violence")
