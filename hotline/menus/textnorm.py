@@ -55,6 +55,9 @@ _SPACE = regex.compile(r"\s+")
 def matching_key(text: str) -> str:
     """The normalised form keywords and messages are compared in; the same function for both."""
     key = unicodedata.normalize("NFC", text).translate(_TRANSLATE)
+    if not key.isascii():
+        # Digits beyond the BMP (e.g. Takri, Adlam) are too rare for the table; read them here.
+        key = "".join(str(unicodedata.decimal(c)) if c.isdecimal() and ord(c) > 0xFFFF else c for c in key)
     for pattern, repl in _KM_FIXES[:3]:
         key = pattern.sub(repl, key)
     for pattern, repl in _KM_FIXES[3:5]:
