@@ -13,7 +13,8 @@ COPY workers ./workers
 COPY migrations ./migrations
 COPY ivr_scripts ./ivr_scripts
 COPY audio ./audio
-RUN pip install --no-cache-dir --no-deps . && useradd --system --home /data hotline && mkdir -p /data \
+# Editable install: the code runs from /app, beside the audio/, ivr_scripts/ and migrations/ it reads.
+RUN pip install --no-cache-dir --no-deps -e . && useradd --system --home /data hotline && mkdir -p /data \
     && chown hotline /data
 USER hotline
 EXPOSE 8000
