@@ -106,6 +106,18 @@ class Database:
         self.engine.dispose()
 
 
+def insert_ignore(session: Session, table: Any, values: dict[str, Any], key: str) -> Any:
+    """`INSERT ... ON CONFLICT (key) DO NOTHING RETURNING id`: the new row's id, or None when a row
+    with that key exists already (a concurrent webhook won). One statement instead of a savepoint,
+    a flush and a release; both SQLite (3.35+) and PostgreSQL speak it."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=[key]).returning(table.c.id)
+    return session.execute(stmt).scalar()
+
+
 def alembic_config(url: str) -> Any:
     from alembic.config import Config
 

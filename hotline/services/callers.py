@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hotline.db import utcnow
+from hotline.db import insert_ignore, utcnow
 from hotline.models import Caller
 from hotline.phones import country_of
+
+SEEN_RESOLUTION = timedelta(hours=1)
 
 
 def get_or_create(session: Session, phone: str) -> Caller:
@@ -17,14 +20,14 @@ def get_or_create(session: Session, phone: str) -> Caller:
     Two webhooks from one new number can race; the unique index decides and the loser re-reads.
     """
     phone = phone.strip()[:20] or "unknown"
+    now = utcnow()
     caller = session.scalar(sa.select(Caller).where(Caller.phone == phone))
     if caller is None:
-        try:
-            with session.begin_nested():
-                caller = Caller(phone=phone, country=country_of(phone))
-                session.add(caller)
-        except IntegrityError:
-            caller = session.scalar(sa.select(Caller).where(Caller.phone == phone))
-            assert caller is not None
-    caller.last_seen_at = utcnow()
+        insert_ignore(session, Caller.__table__, {"phone": phone, "country": country_of(phone),
+                                                  "created_at": now, "last_seen_at": now}, "phone")
+        caller = session.scalar(sa.select(Caller).where(Caller.phone == phone))
+        assert caller is not None
+    elif caller.last_seen_at is None or now - caller.last_seen_at > SEEN_RESOLUTION:
+        # Reporting needs "seen today", not the second: skip an UPDATE on most requests.
+        caller.last_seen_at = now
     return caller

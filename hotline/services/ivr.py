@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hotline.db import Database, utcnow
+from hotline.db import Database, insert_ignore, utcnow
 from hotline.menus.engine import Effect, Event, OpenUrgentCase, RequestCallback, SetCallbackTime, SetLanguage
 from hotline.menus.schema import Script
 from hotline.models import (
@@ -28,6 +28,7 @@ from hotline.models import (
     CallEvent,
     Case,
     CasePriority,
+    Direction,
     Language,
     Recording,
 )
@@ -52,20 +53,21 @@ def begin_call(session: Session, script: Script, *, call_sid: str, from_: str, t
                now: datetime) -> CallStart:
     """Store the call (once per CallSid) and find what the caller's number tells us."""
     caller = callers.get_or_create(session, from_)
-    call = session.scalar(sa.select(Call).where(Call.call_sid == call_sid)) if call_sid else None
-    if call is None:
-        call = Call(call_sid=call_sid or None, caller_id=caller.id, to_number=to[:20], line="main",
-                    language=caller.language, state={}, started_at=now)
-        try:
-            with session.begin_nested():
-                session.add(call)
-                session.flush()
-        except IntegrityError:  # Twilio retried the first webhook concurrently
-            call = session.scalar(sa.select(Call).where(Call.call_sid == call_sid))
-            assert call is not None
+    call_id = session.scalar(sa.select(Call.id).where(Call.call_sid == call_sid)) if call_sid else None
+    if call_id is None:
+        values: dict[str, Any] = {"call_sid": call_sid or None, "caller_id": caller.id, "to_number": to[:20],
+                                   "line": "main", "language": caller.language, "state": {}, "started_at": now,
+                                   "direction": Direction.INBOUND, "status": "in-progress", "provider": "twilio"}
+        if call_sid:
+            call_id = insert_ignore(session, Call.__table__, values, "call_sid")
+            if call_id is None:  # Twilio retried the first webhook concurrently
+                call_id = session.scalar(sa.select(Call.id).where(Call.call_sid == call_sid))
+        else:
+            call_id = session.execute(sa.insert(Call).values(**values).returning(Call.id)).scalar()
+        assert call_id is not None
     lang = str(caller.language) if caller.language else None
-    resume, prev_lang = _dropped_message(session, script, caller, call.id, now)
-    return CallStart(call.id, lang or (prev_lang if resume else None), resume)
+    resume, prev_lang = _dropped_message(session, script, caller, call_id, now)
+    return CallStart(call_id, lang or (prev_lang if resume else None), resume)
 
 
 def _dropped_message(session: Session, script: Script, caller: Caller, call_id: int,
