@@ -59,3 +59,25 @@ def test_database_itself_refuses_a_second_open_request(res) -> None:
                    CallbackRequest(phone="+85512345678", source="sms")])
         with pytest.raises(IntegrityError):
             s.commit()
+
+
+def test_caller_is_created_once_and_last_seen_is_kept_to_the_hour(res) -> None:
+    from datetime import timedelta
+
+    from hotline.db import utcnow
+    from hotline.models import Caller
+
+    with res.db.Session() as s:
+        first = callers.get_or_create(s, "+66812345678")
+        s.commit()
+        seen = first.last_seen_at
+        assert (first.country, seen is not None) == ("TH", True)
+        again = callers.get_or_create(s, "+66812345678")
+        s.commit()
+        assert again.id == first.id and again.last_seen_at == seen  # no UPDATE within the hour
+        again.last_seen_at = utcnow() - timedelta(hours=2)
+        s.commit()
+        later = callers.get_or_create(s, "+66812345678")
+        s.commit()
+        assert later.last_seen_at > utcnow() - timedelta(minutes=1)
+        assert s.scalar(sa.select(sa.func.count()).select_from(Caller)) == 1
