@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,7 +30,6 @@ from hotline.models import (
     OutboxJob,
 )
 from hotline.phones import mask
-from hotline.queueing import enqueue_outbox
 from hotline.resources import Resources
 from hotline.services.intake import NOTIFY_JOB
 from hotline.services.periodic import every
@@ -114,10 +112,9 @@ def skip_to_next(res: Resources, s: Session, case: Case, level: int, numbers: li
                        .values(escalation_level=level + 1, notified_at=utcnow())
                        .execution_options(synchronize_session=False))
     if result.rowcount:  # type: ignore[attr-defined]
-        job = outbox.add_job(s, NOTIFY_JOB, {"case_id": case.id, "level": level + 1}, queue="urgent",
-                             case_id=case.id)
-        s.commit()
-        enqueue_now(res, job)
+        outbox.add_job(s, NOTIFY_JOB, {"case_id": case.id, "level": level + 1}, queue="urgent",
+                       case_id=case.id)
+        s.commit()  # the outbox hook enqueues it after this commit (hotline.outbox.install)
 
 
 def send_alert(s: Session, transport: Transport, settings: Settings, case: Case, level: int, phone: str) -> None:
@@ -217,19 +214,9 @@ def escalate_overdue(res: Resources) -> int:
             if not (won and more):
                 s.commit()
                 continue
-            job = outbox.add_job(s, NOTIFY_JOB, {"case_id": case_id, "level": level + 1}, queue="urgent",
-                                 case_id=case_id)
-            s.commit()
-            enqueue_now(res, job)
+            outbox.add_job(s, NOTIFY_JOB, {"case_id": case_id, "level": level + 1}, queue="urgent",
+                           case_id=case_id)
+            s.commit()  # enqueued after commit by the outbox hook
             escalated += 1
             log.warning("case %s unclaimed: escalated to level %d", case_id, level + 1)
     return escalated
-
-
-def enqueue_now(res: Resources, job: OutboxJob) -> None:
-    """Push a committed job to RQ at once (the worker's own sessions have no after-commit hook);
-    if Redis is down the sweeper enqueues it later, and a double enqueue runs once (the claim)."""
-    try:
-        enqueue_outbox(res.redis(), job.id, job.queue)
-    except (RedisError, OSError) as exc:
-        log.warning("outbox job %s left for the sweeper: %s", job.id, exc)
