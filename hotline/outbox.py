@@ -47,14 +47,7 @@ def install(db: Database, redis_factory: Callable[[], Redis]) -> None:
             for job in jobs:
                 if job.id is None:
                     continue
-                delay = _delay(job.run_after)
-                if delay:
-                    from hotline.queueing import queue as q
-
-                    q(redis, job.queue).enqueue_in(delay, "workers.jobs.run_outbox", job.id,
-                                                   job_id=f"outbox-{job.id}")
-                else:
-                    enqueue_outbox(redis, job.id, job.queue)
+                enqueue_outbox(redis, job.id, job.queue, delay=_delay(job.run_after))
         except (RedisError, OSError) as exc:
             # The row is committed; the sweeper in `hotline worker` will enqueue it when Redis is back.
             log.warning("could not enqueue %d outbox job(s), left for the sweeper: %s", len(jobs), exc)

@@ -6,6 +6,7 @@ Nothing connects at import time; the app and the worker build these when they st
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from redis import Redis
@@ -33,7 +34,13 @@ def queue(redis: Redis, name: str) -> Queue:
     return Queue(name, connection=redis, serializer=JSONSerializer)
 
 
-def enqueue_outbox(redis: Redis, outbox_id: int, queue_name: str, **kw: Any) -> None:
+def enqueue_outbox(redis: Redis, outbox_id: int, queue_name: str, delay: timedelta | None = None) -> None:
+    """Push one outbox row's job, now or after `delay`, with the same retry policy either way."""
+    q = queue(redis, queue_name)
     # The job id makes a re-enqueue by the sweeper replace, not duplicate, a job still waiting.
-    queue(redis, queue_name).enqueue(RUN_OUTBOX, outbox_id, job_id=f"outbox-{outbox_id}",
-                                     retry=RETRY, result_ttl=3600, failure_ttl=7 * 86400, **kw)
+    options: dict[str, Any] = {"job_id": f"outbox-{outbox_id}", "retry": RETRY, "result_ttl": 3600,
+                               "failure_ttl": 7 * 86400}
+    if delay:
+        q.enqueue_in(delay, RUN_OUTBOX, outbox_id, **options)
+    else:
+        q.enqueue(RUN_OUTBOX, outbox_id, **options)
