@@ -8,6 +8,8 @@ number has at most one open callback request.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +29,7 @@ from hotline.models import (
 from hotline.outbox import add_job
 from hotline.phones import country_of
 
+T = TypeVar("T")
 # Crockford base32 without look-alikes (no I, L, O, U): refs are read aloud over bad lines.
 _REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 NOTIFY_JOB = "case.notify"
@@ -53,16 +56,11 @@ def open_case(session: Session, *, caller: Caller | None, source: str, source_si
                 country=country or (caller.country if caller else None),
                 language=Language(language) if language else (caller.language if caller else None),
                 reported_by_other=reported_by_other, subject_phone=subject_phone, consent_contact=consent_contact)
-    try:
-        with session.begin_nested():
-            session.add(case)
-            session.flush()
-    except IntegrityError:
-        # Twilio retried the same webhook concurrently: the other request opened it.
-        existing = session.scalar(sa.select(Case).where(Case.source_sid == source_sid))
-        if existing is None:
-            raise
-        return existing, False
+    # Twilio retried the same webhook concurrently: the other request opened it.
+    winner = _add_unless_taken(session, case, lambda: session.scalar(
+        sa.select(Case).where(Case.source_sid == source_sid)))
+    if winner is not None:
+        return winner, False
     session.add(CaseStatusChange(case_id=case.id, from_status=None, to_status=CaseStatus.NEW,
                                  reason=f"opened by {source}"))
     add_job(session, NOTIFY_JOB, {"case_id": case.id},
@@ -82,18 +80,27 @@ def request_callback(session: Session, *, caller: Caller | None, phone: str, sou
                           language=Language(language) if language else (caller.language if caller else None),
                           source=source, source_sid=source_sid, preferred_time=preferred_time,
                           for_someone_else=for_someone_else, consent_contact=consent_contact, case_id=case_id)
-    try:
-        with session.begin_nested():
-            session.add(req)
-            session.flush()
-    except IntegrityError:
-        # The partial unique index (one open request per phone) caught a concurrent duplicate.
-        existing = _open_request(session, phone)
-        if existing is None:
-            raise
-        return existing, False
+    # The partial unique index (one open request per phone) catches a concurrent duplicate.
+    winner = _add_unless_taken(session, req, lambda: _open_request(session, phone))
+    if winner is not None:
+        return winner, False
     add_job(session, CALLBACK_JOB, {"callback_id": req.id}, queue="default")
     return req, True
+
+
+def _add_unless_taken(session: Session, row: T, winner: Callable[[], T | None]) -> T | None:
+    """Insert `row` in a savepoint. None when it went in; when a unique key refused it, the row
+    that holds the key (re-read by `winner`)."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        existing = winner()
+        if existing is None:
+            raise
+        return existing
+    return None
 
 
 def _open_request(session: Session, phone: str) -> CallbackRequest | None:
