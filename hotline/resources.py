@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 class Resources:
     def __init__(self, settings: Settings):
         self.settings = settings
+        from hotline import crypto
+
+        crypto.install(settings.data_keys)  # message bodies and case notes are encrypted with these
         self.db = Database(settings.database_url)
         self._redis: Redis | None = None
         self._transport: Transport | None = None

@@ -50,7 +50,9 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:5000"
     audio_base_url: str | None = None  # None: served by the app under /audio
     secret_key: str = ""
-    recording_key: str = ""  # Fernet key: recordings are encrypted at rest with it
+    # Fernet keys, comma-separated, newest first (DATA_KEY, or RECORDING_KEY): recordings, message
+    # bodies and case notes are encrypted at rest with them (hotline.crypto).
+    recording_key: str = ""
     hotline_number: str = "+85523000000"  # caller ID and SMS sender for what we send
     missed_call_numbers: frozenset[str] = frozenset()
     oncall: tuple[OnCall, ...] = ()
@@ -66,8 +68,9 @@ class Settings:
     # Delete Twilio's copy of a voicemail once it is stored (encrypted) in recordings_dir.
     recordings_delete_remote: bool = False
     recordings_dir: Path | None = None  # None: <instance>/recordings
-    # Recordings and message bodies older than this many days are purged (counts are kept); None: never.
-    retention_days: int | None = None
+    # Recordings, message bodies, phone numbers and closed cases' notes older than this many days are
+    # purged (counts are kept); None (RETENTION_DAYS=0): never.
+    retention_days: int | None = 365
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -81,6 +84,12 @@ class Settings:
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def data_keys(self) -> tuple[str, ...]:
+        from hotline.crypto import parse_keys
+
+        return parse_keys(self.recording_key)
 
     @property
     def recordings_path(self) -> Path:
@@ -270,15 +279,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         errors.append(f"HOTLINE_TIMEZONE={tz!r} is not an IANA time zone such as Asia/Phnom_Penh")
 
     secret_key = need("SECRET_KEY")
-    recording_key = need("RECORDING_KEY")
+    recording_key = _read(env, "DATA_KEY") or need("RECORDING_KEY")  # DATA_KEY is the newer name
     if recording_key:
-        try:
-            from cryptography.fernet import Fernet
+        from hotline.crypto import key_problem
 
-            Fernet(recording_key.encode())
-        except ValueError:
-            errors.append("RECORDING_KEY must be a Fernet key (32 url-safe base64 bytes); make one with "
-                          "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`")
+        problem = key_problem(recording_key)
+        if problem:
+            errors.append(f"DATA_KEY / RECORDING_KEY: {problem}")
+    if production:
+        errors.extend(_keys_beside_data(env, instance))
 
     simulator = (_read(env, "HOTLINE_SIMULATOR") or ("staff" if production else "open")).lower()
     if simulator not in ("open", "staff"):
@@ -295,7 +304,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     retry_minutes = _int(env, "CALLBACK_RETRY_MINUTES", 60, 1, errors)
     delete_remote = _bool(env, "RECORDINGS_DELETE_REMOTE", False, errors)
     recordings_dir = _read(env, "RECORDINGS_DIR")
-    retention_days = _int(env, "RETENTION_DAYS", 0, 1, errors) if _read(env, "RETENTION_DAYS") else None
+    retention_days = _int(env, "RETENTION_DAYS", 365, 0, errors) or None  # 0: keep everything
 
     if errors:
         raise SettingsError("Settings are not valid:\n  - " + "\n  - ".join(errors))
@@ -327,6 +336,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recordings_dir=Path(recordings_dir).resolve() if recordings_dir else None,
         retention_days=retention_days,
     )
+
+
+def _keys_beside_data(env: Mapping[str, str], instance: Path) -> list[str]:
+    """Production refuses a data key file kept in the instance folder, the recordings folder or next
+    to a SQLite database: whoever copies the data (a backup, a stolen disk) must not get the key too."""
+    from hotline.crypto import key_beside_data
+
+    folders = [instance, Path(_read(env, "RECORDINGS_DIR") or instance / "recordings")]
+    db_url = _read(env, "DATABASE_URL") or ""
+    if db_url.startswith("sqlite:///"):
+        folders.append(Path(db_url.removeprefix("sqlite:///")).parent)
+    problems = []
+    for name in ("DATA_KEY", "RECORDING_KEY"):
+        path = env.get(f"{name}_FILE")
+        if path and not env.get(name):
+            folder = key_beside_data(Path(path), folders)
+            if folder is not None:
+                problems.append(f"{name}_FILE={path!r} is inside {folder}, beside the data it encrypts: "
+                                "keep the key elsewhere (a secret store, or a file outside the data volumes)")
+    return problems
 
 
 def normalise_database_url(url: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from hotline.crypto import EncryptedText
 from hotline.db import Base, UTCDateTime
 
 
@@ -151,7 +152,7 @@ class Message(Base):
     channel: Mapped[str] = mapped_column(sa.String(16), default="sms")
     caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"), index=True)
     peer: Mapped[str] = mapped_column(sa.String(20))  # the other party's number
-    body: Mapped[str | None] = mapped_column(sa.Text)  # purged after retention
+    body: Mapped[str | None] = mapped_column(EncryptedText)  # encrypted at rest; purged after retention
     language: Mapped[Language | None] = mapped_column(_enum(Language))
     status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus))
     error_code: Mapped[str | None] = mapped_column(sa.String(16))
@@ -180,7 +181,27 @@ class StaffUser(Base):
     failed_logins: Mapped[int] = mapped_column(sa.Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set for a password someone else chose (first run, `hotline staff add`, an admin's reset):
+    # every console page sends them to "change password" until they have.
+    must_change_password: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+
+
+class StaffSession(Base):
+    """A console login, server-side: the cookie holds a random token whose SHA-256 is `id`.
+
+    Deleting the row ends the session at once (logout, "log out everywhere", a disabled account,
+    a password change or reset), whatever copy of the cookie exists.
+    """
+
+    __tablename__ = "staff_sessions"
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    remember: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    ip: Mapped[str | None] = mapped_column(sa.String(64))
+    staff: Mapped[StaffUser] = relationship()
 
 
 class Case(Base):
@@ -221,7 +242,7 @@ class CaseNote(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
-    body: Mapped[str] = mapped_column(sa.Text)
+    body: Mapped[str] = mapped_column(EncryptedText)  # encrypted at rest (hotline.crypto)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
     case: Mapped[Case] = relationship(back_populates="notes")
     staff: Mapped[StaffUser | None] = relationship()

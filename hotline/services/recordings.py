@@ -1,6 +1,6 @@
 """Voicemails: copied from Twilio into our own storage (job "recording.fetch"), encrypted at rest.
 
-The file on disk is a Fernet token (AES-128-CBC + HMAC-SHA256) made with RECORDING_KEY; the row keeps
+The file on disk is a Fernet token (AES-128-CBC + HMAC-SHA256) made with the newest DATA_KEY; the row keeps
 the SHA-256 of the plaintext so `decrypt` can prove it hands back exactly what Twilio recorded.
 Playing is the console's job (login, audit); it calls `decrypt`.
 """
@@ -13,9 +13,10 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken, MultiFernet
 from sqlalchemy.orm import Session
 
+from hotline.crypto import keyring
 from hotline.db import utcnow
 from hotline.jobs import handler
 from hotline.models import OutboxJob, Recording
@@ -98,7 +99,8 @@ def decrypt(settings: Settings, recording: Recording) -> bytes:
     return audio
 
 
-def _fernet(settings: Settings) -> Fernet:
-    if not settings.recording_key:
-        raise SendError("RECORDING_KEY is not set: recordings cannot be stored", transient=False)
-    return Fernet(settings.recording_key.encode())
+def _fernet(settings: Settings) -> MultiFernet:
+    """The newest key encrypts, any key decrypts (hotline.crypto; `hotline keys rotate`)."""
+    if not settings.data_keys:
+        raise SendError("DATA_KEY / RECORDING_KEY is not set: recordings cannot be stored", transient=False)
+    return keyring(settings.data_keys)
