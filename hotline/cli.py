@@ -75,7 +75,8 @@ def staff_add(email: str, role: str, name: str, phone: str | None, password: str
     database = Database(s.database_url)
     try:
         with database.session() as session:
-            user = staff_service.create(session, email, role, password, name=name, phone=phone)
+            # Typed by whoever runs the command, not its owner: changed at first login.
+            user = staff_service.create(session, email, role, password, name=name, phone=phone, must_change=True)
             staff_service.audit(session, None, "staff.created", "staff", user.id, via="cli", role=role)
     except staff_service.StaffError as exc:
         raise click.ClickException(str(exc)) from None
@@ -127,7 +128,8 @@ def run(host: str, port: int, web_workers: int) -> None:
         click.echo(f"\n  Simulator:      {base}/simulator\n  Staff console:  {base}/staff\n"
                    f"  Health:         {base}/healthz\n")
         if first_login:
-            click.echo(f"  First admin login (shown once; change it): {first_login[0]} / {first_login[1]}\n")
+            click.echo(f"  First admin login (shown once; you choose your own at first login): "
+                       f"{first_login[0]} / {first_login[1]}\n")
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         failed = [p.args for p in procs if p.poll() not in (None, 0)]
@@ -153,7 +155,8 @@ def _ensure_first_admin(s: Settings) -> tuple[str, str] | None:
             if session.scalar(sa.select(sa.func.count(StaffUser.id))):
                 return None
             password = secrets.token_urlsafe(12)
-            user = staff_service.create(session, "admin@hotline.local", "admin", password, name="First admin")
+            user = staff_service.create(session, "admin@hotline.local", "admin", password, name="First admin",
+                                        must_change=True)
             staff_service.audit(session, None, "staff.created", "staff", user.id, via="first-run")
             return user.email, password
     finally:

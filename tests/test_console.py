@@ -121,8 +121,11 @@ def test_account_locks_after_five_wrong_passwords_even_for_the_right_one(client,
         assert login(client, password="wrong password!").status_code == 401
     db.refresh(user)
     assert user.locked_until is not None and user.locked_until > utcnow() + timedelta(minutes=14)
+    # Locked: answered exactly like a wrong password, so a lockout does not reveal that the account exists.
     resp = login(client)
-    assert resp.status_code == 429 and "Too many attempts" in resp.get_data(as_text=True)
+    assert resp.status_code == 401 and "Wrong email or password." in resp.get_data(as_text=True)
+    assert audit_actions(db)[-1] == "staff.login_failed"
+    assert db.scalars(sa.select(AuditEvent.detail).order_by(AuditEvent.id.desc())).first() == {"reason": "locked"}
     user.locked_until = utcnow() - timedelta(seconds=1)
     db.commit()
     assert login(client).status_code == 302

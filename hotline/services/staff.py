@@ -1,7 +1,10 @@
-"""Staff accounts: argon2-hashed passwords, roles, and the audit log."""
+"""Staff accounts: argon2-hashed passwords, roles, server-side sessions, lockout, the audit log."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -9,10 +12,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
-from hotline.models import AuditEvent, Role, StaffUser
+from hotline.db import UTCDateTime
+from hotline.models import AuditEvent, Role, StaffSession, StaffUser
 
 _hasher = PasswordHasher()
 MIN_PASSWORD = 10
+LOCK_AFTER = 5  # failed passwords in a row lock the account for LOCK_FOR
+LOCK_FOR = timedelta(minutes=15)
 
 
 class StaffError(ValueError):
@@ -27,7 +33,8 @@ def normalise_email(email: str) -> str:
 
 
 def create(session: Session, email: str, role: str, password: str, name: str = "",
-           phone: str | None = None) -> StaffUser:
+           phone: str | None = None, *, must_change: bool = False) -> StaffUser:
+    """A new account; `must_change` when someone other than its owner chose the password."""
     email = normalise_email(email)
     try:
         role_ = Role(role)
@@ -37,7 +44,8 @@ def create(session: Session, email: str, role: str, password: str, name: str = "
         raise StaffError(f"password must have at least {MIN_PASSWORD} characters")
     if session.scalar(sa.select(StaffUser.id).where(StaffUser.email == email)) is not None:
         raise StaffError(f"{email} already has an account")
-    user = StaffUser(email=email, role=role_, name=name, phone=phone, password_hash=_hasher.hash(password))
+    user = StaffUser(email=email, role=role_, name=name, phone=phone, password_hash=_hasher.hash(password),
+                     must_change_password=must_change)
     session.add(user)
     session.flush()
     return user
@@ -51,10 +59,109 @@ def verify_password(user: StaffUser, password: str) -> bool:
     return True
 
 
+def rehash_if_needed(user: StaffUser, password: str) -> bool:
+    """After a successful login: store a new hash when argon2's parameters have changed since."""
+    try:
+        needed = _hasher.check_needs_rehash(user.password_hash)
+    except InvalidHashError:
+        needed = True
+    if needed:
+        user.password_hash = _hasher.hash(password)
+    return needed
+
+
 def set_password(user: StaffUser, password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise StaffError(f"password must have at least {MIN_PASSWORD} characters")
     user.password_hash = _hasher.hash(password)
+
+
+def change_password(session: Session, user: StaffUser, old: str, new: str, *, keep_session: str | None) -> None:
+    """The owner changes their password (the old one is asked); their other sessions end."""
+    if not verify_password(user, old):
+        raise StaffError("wrong_old_password")
+    if new == old:
+        raise StaffError("same_password")
+    set_password(user, new)
+    user.must_change_password = False
+    end_sessions(session, user.id, keep=keep_session)
+
+
+def reset_password(session: Session, user: StaffUser) -> str:
+    """An admin's reset: a temporary password (shown once), changed at the next login; sessions end."""
+    password = secrets.token_urlsafe(12)
+    set_password(user, password)
+    user.must_change_password = True
+    user.failed_logins, user.locked_until = 0, None
+    end_sessions(session, user.id)
+    return password
+
+
+# --- lockout -----------------------------------------------------------------------------------
+
+
+def count_attempt(session: Session, user_id: int, now: datetime) -> bool:
+    """Count a login attempt BEFORE the password is checked; False when the account is locked.
+
+    One conditional UPDATE, committed at once: parallel attempts cannot all read the same count and
+    all be checked (argon2 takes ~100 ms, plenty of time for a race). The LOCK_AFTER-th attempt sets
+    the lock; the ones after it match no row. A right password then clears the count (`login_ok`).
+    A lock that has run out starts the count again at 1. The caller commits at once, before it
+    checks the password, so the count is visible to every other attempt (and no lock is held).
+    """
+    lock_over = sa.and_(StaffUser.locked_until.is_not(None), StaffUser.locked_until <= now)
+    count = sa.case((lock_over, 1), else_=StaffUser.failed_logins + 1)
+    result = session.execute(
+        sa.update(StaffUser)
+        .where(StaffUser.id == user_id, sa.or_(StaffUser.locked_until.is_(None), StaffUser.locked_until <= now))
+        .values(failed_logins=count,
+                locked_until=sa.case((count >= LOCK_AFTER, sa.literal(now + LOCK_FOR, UTCDateTime())),
+                                     else_=sa.null()))
+        .execution_options(synchronize_session=False))
+    user = session.get(StaffUser, user_id)
+    if user is not None:  # what was loaded is stale now; `login_ok` must write its reset, not skip it
+        session.expire(user, ["failed_logins", "locked_until"])
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def login_ok(user: StaffUser, now: datetime) -> None:
+    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, user: StaffUser, *, now: datetime, lifetime: timedelta, remember: bool,
+                  ip: str | None) -> str:
+    """A new server-side session; returns the token for the cookie (only its digest is stored)."""
+    session.execute(sa.delete(StaffSession).where(StaffSession.staff_id == user.id, StaffSession.expires_at <= now))
+    token = secrets.token_urlsafe(32)
+    session.add(StaffSession(id=_digest(token), staff_id=user.id, created_at=now, expires_at=now + lifetime,
+                             remember=remember, ip=ip))
+    return token
+
+
+def session_user(session: Session, token: str, now: datetime) -> StaffUser | None:
+    """The active user whose live session this token is, in one query; None otherwise."""
+    return session.scalar(
+        sa.select(StaffUser).join(StaffSession, StaffSession.staff_id == StaffUser.id)
+        .where(StaffSession.id == _digest(token), StaffSession.expires_at > now, StaffUser.active.is_(True)))
+
+
+def end_session(session: Session, token: str) -> None:
+    session.execute(sa.delete(StaffSession).where(StaffSession.id == _digest(token)))
+
+
+def end_sessions(session: Session, staff_id: int, *, keep: str | None = None) -> int:
+    """End every session of one person (all but `keep`, the token of the session asking)."""
+    q = sa.delete(StaffSession).where(StaffSession.staff_id == staff_id)
+    if keep is not None:
+        q = q.where(StaffSession.id != _digest(keep))
+    return session.execute(q.execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined,no-any-return]
 
 
 def audit(session: Session, staff_id: int | None, action: str, object_type: str | None = None,

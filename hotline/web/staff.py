@@ -50,10 +50,13 @@ bp = Blueprint("staff", __name__, url_prefix="/staff", static_folder="../static/
 
 # The only /staff endpoints open to a logged-out browser. The route inventory test reads this.
 PUBLIC_ENDPOINTS = frozenset({"staff.login", "staff.static"})
+# What someone who must change their password (first login, after a reset) may still reach.
+BEFORE_PASSWORD_CHANGE = frozenset({"staff.password", "staff.logout", "staff.logout_everywhere",
+                                    "staff.language", "staff.static"})
 
 IDLE_TIMEOUT = timedelta(minutes=30)
-LOCK_AFTER = 5  # failed passwords in a row lock the account for LOCK_FOR
-LOCK_FOR = timedelta(minutes=15)
+LOCK_AFTER = staff_service.LOCK_AFTER  # failed passwords in a row lock the account for LOCK_FOR
+LOCK_FOR = staff_service.LOCK_FOR
 IP_WINDOW = timedelta(minutes=15)
 IP_LIMIT = 20  # failed logins from one address per IP_WINDOW; counted in the database, not Redis
 
@@ -62,10 +65,15 @@ csrf = CSRFProtect()
 
 
 class StaffLogin:
-    """The Flask-Login user: a thin wrapper so templates never touch the password hash."""
+    """The Flask-Login user: a thin wrapper so templates never touch the password hash.
 
-    def __init__(self, user: StaffUser):
+    Its id (what Flask-Login keeps in the cookie) is the server-side session's token, not the user
+    id: deleting the StaffSession row logs that browser out at its next request.
+    """
+
+    def __init__(self, user: StaffUser, token: str):
         self.user = user
+        self.token = token
         self.id = user.id
         self.role = Role(user.role)
         self.email = user.email
@@ -76,7 +84,11 @@ class StaffLogin:
         self.is_anonymous = False
 
     def get_id(self) -> str:
-        return str(self.id)
+        return self.token
+
+    @property
+    def must_change_password(self) -> bool:
+        return bool(self.user.must_change_password)
 
     def has_role(self, *roles: Role | str) -> bool:
         return self.role in {Role(r) for r in roles}
@@ -96,11 +108,10 @@ def init_app(app: Flask) -> None:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> StaffLogin | None:
-    if not user_id.isdigit():
-        return None
-    user = session().get(StaffUser, int(user_id))
-    return StaffLogin(user) if user is not None and user.active else None
+def _load_user(token: str) -> StaffLogin | None:
+    """One query: the session row is live and its account active (the same cost as before, by id)."""
+    user = staff_service.session_user(session(), token, utcnow())
+    return StaffLogin(user, token) if user is not None else None
 
 
 def _twilio_view() -> bool:
@@ -121,11 +132,15 @@ def _guard() -> WerkzeugResponse | None:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()  # type: ignore[no-any-return]
         if _session_expired():
+            staff_service.end_session(session(), me().token)
+            session().commit()
             logout_user()
             cookie.clear()
             flash(t("session_expired", _lang()), "info")
             return redirect(url_for("staff.login", next=request.full_path if request.method == "GET" else None))
         cookie["staff_seen"] = utcnow().timestamp()
+        if me().must_change_password and request.endpoint not in BEFORE_PASSWORD_CHANGE:
+            return redirect(url_for("staff.password"))
     if current_app.config.get("WTF_CSRF_ENABLED", True) and not _twilio_view():
         csrf.protect()
     return None
@@ -155,6 +170,8 @@ def staff_required(roles: Iterable[Role | str] | None = None) -> Callable[[F], F
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
+            if me().must_change_password and request.endpoint not in BEFORE_PASSWORD_CHANGE:
+                return redirect(url_for("staff.password"))
             if allowed is not None and current_user.role not in allowed:
                 abort(403)
             return view(*args, **kwargs)
@@ -274,7 +291,13 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
-    """PUBLIC: the login page (rate-limited per account and per address; needs no Redis)."""
+    """PUBLIC: the login page (rate-limited per account and per address; needs no Redis).
+
+    A locked account is answered exactly like a wrong password (same status, same page) and costs
+    the same argon2 check, as does an unknown email: neither reveals who has an account. Every
+    refusal is audited: "staff.login_failed" (with reason "locked" when the account was locked) and
+    "staff.login_refused" for an address over IP_LIMIT.
+    """
     if current_user.is_authenticated and request.method == "GET":
         return redirect(_safe_next(request.args.get("next")))
     if request.method == "GET":
@@ -283,29 +306,36 @@ def login():  # type: ignore[no-untyped-def]
     email = request.form.get("email", "").strip().lower()[:254]
     lang = _browser_lang()
     if failed_logins_from(ip, now) >= IP_LIMIT:
+        staff_service.audit(s, None, "staff.login_refused", "staff", None, ip=ip, reason="ip_limit")
+        s.commit()
         return _login_refused(email, t("too_many_attempts", lang), 429)
     user = s.scalar(sa.select(StaffUser).where(StaffUser.email == email)) if email else None
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        return _login_refused(email, t("too_many_attempts", lang), 429)
+    # Counted (and committed) before the password is checked: parallel guesses cannot outrun the lock.
+    open_ = staff_service.count_attempt(s, user.id, now) if user is not None else False
+    s.commit()
     password = request.form.get("password", "")
     # Verify against a dummy hash for unknown emails too, so timing does not reveal who has an account.
-    ok = staff_service.verify_password(user or _nobody(), password) and user is not None and user.active
-    if not ok or user is None:
-        if user is not None:
-            user.failed_logins = (user.failed_logins or 0) + 1
-            if user.failed_logins >= LOCK_AFTER:
-                user.locked_until, user.failed_logins = now + LOCK_FOR, 0
+    ok = staff_service.verify_password(user or _nobody(), password)
+    if not ok or user is None or not open_ or not user.active:
+        reason = {"reason": "locked"} if user is not None and not open_ else {}
         staff_service.audit(s, user.id if user else None, "staff.login_failed", "staff",
-                            user.id if user else None, ip=ip)
+                            user.id if user else None, ip=ip, **reason)
         s.commit()
         return _login_refused(email, t("bad_login", lang), 401)
-    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
-    staff_service.audit(s, user.id, "staff.login", "staff", user.id, ip=ip)
+    staff_service.login_ok(user, now)
+    staff_service.rehash_if_needed(user, password)
+    remember = request.form.get("remember") == "1"
+    token = staff_service.start_session(s, user, now=now, lifetime=current_app.permanent_session_lifetime,
+                                        remember=remember, ip=ip)
+    staff_service.audit(s, user.id, "staff.login", "staff", user.id, ip=ip, remember=remember)
     s.commit()
     cookie.clear()  # a fresh session: nothing from before the login survives it
-    login_user(StaffLogin(user))
-    cookie.permanent = True
+    login_user(StaffLogin(user, token))
+    # Without "remember this device" the cookie has no expiry: it ends when the browser closes.
+    cookie.permanent = remember
     cookie["staff_login_at"] = cookie["staff_seen"] = now.timestamp()
+    if user.must_change_password:
+        return redirect(url_for("staff.password"))
     return redirect(_safe_next(request.args.get("next")))
 
 
@@ -315,11 +345,49 @@ def _login_refused(email: str, message: str, status: int) -> Any:
 
 @bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
+    staff_service.end_session(session(), me().token)
     staff_service.audit(session(), me().id, "staff.logout", "staff", me().id, ip=client_ip())
     session().commit()
     logout_user()
     cookie.clear()
     return redirect(url_for("staff.login"))
+
+
+@bp.post("/logout-everywhere")
+def logout_everywhere():  # type: ignore[no-untyped-def]
+    """End every session of mine, on every device, this one included."""
+    n = staff_service.end_sessions(session(), me().id)
+    staff_service.audit(session(), me().id, "staff.logout_everywhere", "staff", me().id, ip=client_ip(), sessions=n)
+    session().commit()
+    logout_user()
+    cookie.clear()
+    return redirect(url_for("staff.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+def password():  # type: ignore[no-untyped-def]
+    """Change my own password (the old one is asked); my other sessions end."""
+    if request.method == "GET":
+        return render_template("staff/password.html")
+    lang = _lang()
+    new = request.form.get("new_password", "")
+    error = None
+    if new != request.form.get("confirm_password", ""):
+        error = t("passwords_differ", lang)
+    else:
+        try:
+            staff_service.change_password(session(), me().user, request.form.get("old_password", ""), new,
+                                          keep_session=me().token)
+        except staff_service.StaffError as exc:
+            session().rollback()
+            key = str(exc)
+            error = t(key, lang) if key in ("wrong_old_password", "same_password") else t("password_rule", lang)
+    if error:
+        return render_template("staff/password.html", error=error), 400
+    audit("staff.password_changed", "staff", me().id)
+    session().commit()
+    flash(t("password_changed", lang), "ok")
+    return redirect(url_for("staff.queue"))
 
 
 @bp.post("/language")

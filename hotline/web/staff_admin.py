@@ -35,8 +35,9 @@ def create_account():  # type: ignore[no-untyped-def]
         if phone is None:
             return _account_error(form, t("bad_phone", _lang()))
     try:
+        # The admin chose this password: its owner must replace it at first login.
         user = staff_service.create(s, form["email"], form["role"], request.form.get("password", ""),
-                                    name=form["name"], phone=phone)
+                                    name=form["name"], phone=phone, must_change=True)
     except staff_service.StaffError as exc:
         s.rollback()
         return _account_error(form, str(exc))
@@ -59,9 +60,25 @@ def set_active(user_id: int):  # type: ignore[no-untyped-def]
     if user is None:
         return redirect(url_for("staff.accounts"))
     user.active = request.form.get("active") == "1"
-    audit("staff.activated" if user.active else "staff.deactivated", "staff", user.id)
+    ended = 0 if user.active else staff_service.end_sessions(session(), user.id)  # logged out at once
+    audit("staff.activated" if user.active else "staff.deactivated", "staff", user.id,
+          **({"sessions_ended": ended} if not user.active else {}))
     session().commit()
     return redirect(url_for("staff.accounts"))
+
+
+@staff_bp.post("/accounts/<int:user_id>/reset")
+@staff_required(roles=(Role.ADMIN,))
+def reset_password(user_id: int):  # type: ignore[no-untyped-def]
+    """A temporary password, shown once on this page (not a redirect to replay); changed at next login."""
+    user = session().get(StaffUser, user_id)
+    if user is None:
+        return redirect(url_for("staff.accounts"))
+    temporary = staff_service.reset_password(session(), user)
+    audit("staff.password_reset", "staff", user.id)
+    session().commit()
+    return render_template("staff/message.html", title=t("password_reset_title", _lang()),
+                           message=t("password_reset_done", _lang(), email=user.email, password=temporary))
 
 
 @staff_bp.get("/oncall")

@@ -180,6 +180,23 @@ EN: dict[str, str] = {
     "object": "Object",
     "ip": "Address",
     "detail": "Detail",
+    # accounts that can be secured (issue 13)
+    "remember_device": "Remember this device (stay logged in when the browser closes, up to 8 hours)",
+    "change_password": "Change password",
+    "must_change_password": "Choose your own password before you continue: the one you logged in with was set by someone else.",
+    "old_password": "Current password",
+    "new_password": "New password (at least 10 characters)",
+    "confirm_password": "New password again",
+    "passwords_differ": "The two new passwords are not the same.",
+    "wrong_old_password": "The current password is wrong.",
+    "same_password": "Choose a password different from the current one.",
+    "password_changed": "Password changed. Your other sessions have ended.",
+    "logout_everywhere": "Log out everywhere",
+    "logout_everywhere_help": "Ends every session of yours, on every device, this one included.",
+    "reset_password": "Reset password",
+    "password_reset_title": "Password reset",
+    "password_reset_done": "Temporary password for {email}, shown once: {password} — give it to them privately; they must change it when they log in. Their sessions have ended.",
+    "case_not_allowed": "Your role cannot do this to this case.",
 }
 
 # Khmer: NEEDS NATIVE-SPEAKER REVIEW (see the module docstring).
@@ -351,6 +368,22 @@ KM: dict[str, str] = {
     "object": "វត្ថុ",
     "ip": "អាសយដ្ឋាន",
     "detail": "ព័ត៌មានលម្អិត",
+    "remember_device": "ចងចាំឧបករណ៍នេះ (នៅតែចូលប្រព័ន្ធពេលបិទកម្មវិធីរុករក រហូតដល់ ៨ ម៉ោង)",
+    "change_password": "ប្តូរពាក្យសម្ងាត់",
+    "must_change_password": "សូមជ្រើសរើសពាក្យសម្ងាត់ផ្ទាល់ខ្លួនមុននឹងបន្ត៖ ពាក្យសម្ងាត់ដែលអ្នកបានប្រើចូល ត្រូវបានកំណត់ដោយអ្នកផ្សេង។",
+    "old_password": "ពាក្យសម្ងាត់បច្ចុប្បន្ន",
+    "new_password": "ពាក្យសម្ងាត់ថ្មី (យ៉ាងតិច ១០ តួអក្សរ)",
+    "confirm_password": "ពាក្យសម្ងាត់ថ្មីម្តងទៀត",
+    "passwords_differ": "ពាក្យសម្ងាត់ថ្មីទាំងពីរមិនដូចគ្នាទេ។",
+    "wrong_old_password": "ពាក្យសម្ងាត់បច្ចុប្បន្នមិនត្រឹមត្រូវ។",
+    "same_password": "សូមជ្រើសរើសពាក្យសម្ងាត់ខុសពីពាក្យសម្ងាត់បច្ចុប្បន្ន។",
+    "password_changed": "បានប្តូរពាក្យសម្ងាត់។ វគ្គផ្សេងទៀតរបស់អ្នកត្រូវបានបញ្ចប់។",
+    "logout_everywhere": "ចាកចេញពីគ្រប់ទីកន្លែង",
+    "logout_everywhere_help": "បញ្ចប់គ្រប់វគ្គរបស់អ្នក នៅលើគ្រប់ឧបករណ៍ រួមទាំងឧបករណ៍នេះ។",
+    "reset_password": "កំណត់ពាក្យសម្ងាត់ឡើងវិញ",
+    "password_reset_title": "បានកំណត់ពាក្យសម្ងាត់ឡើងវិញ",
+    "password_reset_done": "ពាក្យសម្ងាត់បណ្តោះអាសន្នសម្រាប់ {email} (បង្ហាញតែម្តង)៖ {password} — សូមផ្តល់ឱ្យគាត់ដោយសម្ងាត់។ គាត់ត្រូវប្តូរវាពេលចូលប្រព័ន្ធ។ វគ្គរបស់គាត់ត្រូវបានបញ្ចប់។",
+    "case_not_allowed": "តួនាទីរបស់អ្នកមិនអាចធ្វើការនេះចំពោះករណីនេះបានទេ។",
 }
 
 STRINGS = {"en": EN, "km": KM}
