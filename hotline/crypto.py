@@ -23,7 +23,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 log = logging.getLogger(__name__)
 # Every Fernet token starts with version byte 0x80 and a 64-bit timestamp: "gAAAAA" in base64.
-TOKEN_PREFIX = "gAAAAA"
+TOKEN_PREFIX = "gAAAAA"  # noqa: S105 (a format marker, not a secret)
 _ring: MultiFernet | None = None
 _newest: Fernet | None = None
 

@@ -73,7 +73,8 @@ def test_admin_reset_forces_a_change_at_next_login_and_ends_sessions(app, client
     # Every console page and action sends them to "change password" first.
     for path in ("/staff/", f"/staff/cases/{case.id}", "/staff/callbacks"):
         assert lawyer_client.get(path).location == "/staff/password", path
-    claim = lawyer_client.post(f"/staff/cases/{case.id}/claim", data={"csrf_token": token(lawyer_client, "/staff/password")})
+    claim = lawyer_client.post(f"/staff/cases/{case.id}/claim",
+                               data={"csrf_token": token(lawyer_client, "/staff/password")})
     assert claim.location == "/staff/password"
     db.expire_all()
     assert db.get(Case, case.id).claimed_by_id is None

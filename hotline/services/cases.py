@@ -45,6 +45,42 @@ class CaseError(ValueError):
         self.detail = detail
 
 
+class CaseForbidden(CaseError):
+    """A role rule refuses this change (the console answers 403 and audits the attempt)."""
+
+    def __init__(self, action: str):
+        super().__init__("case_not_allowed", action=action)
+        self.action = action
+
+
+# Who may do what to a case. Enforced here, whatever the page offered:
+# - claim: anyone, and only a new case nobody holds (`claim`);
+# - assign or reassign: admins and lawyers;
+# - close: admins and lawyers;
+# - reopen a closed case: an admin, or the person who held it;
+# - any other status change (including back to "new", which releases it): admins and lawyers on any
+#   case; an operator only on a case nobody holds or they hold themselves, so an operator can never
+#   take a case from someone else (release it, then claim it) or move it under them;
+# - notes: anyone (a note adds, it takes nothing away).
+def may_assign(role: Role) -> bool:
+    return role in (Role.ADMIN, Role.LAWYER)
+
+
+def may_set_status(case: Case, to: CaseStatus, staff_id: int, role: Role) -> bool:
+    if role == Role.ADMIN:
+        return True
+    if case.status == CaseStatus.CLOSED:
+        return case.claimed_by_id == staff_id
+    if to == CaseStatus.CLOSED:
+        return role == Role.LAWYER
+    return role == Role.LAWYER or case.claimed_by_id in (None, staff_id)
+
+
+def allowed_statuses(case: Case, staff_id: int, role: Role) -> list[CaseStatus]:
+    """What the case page offers this person (the service checks again on submit)."""
+    return [s for s in CaseStatus if s != case.status and may_set_status(case, s, staff_id, role)]
+
+
 @dataclass(frozen=True)
 class QueueRow:
     case: Case
@@ -105,9 +141,12 @@ def claim(session: Session, case_id: int, staff_id: int, now: datetime | None = 
     return case
 
 
-def assign(session: Session, case: Case, to_staff_id: int, by_staff_id: int, now: datetime | None = None) -> None:
+def assign(session: Session, case: Case, to_staff_id: int, by_staff_id: int, now: datetime | None = None, *,
+           role: Role) -> None:
     """Give a case to a lawyer or operator (admins and lawyers do this); a new case becomes claimed."""
     now = now or utcnow()
+    if not may_assign(role):
+        raise CaseForbidden("assign")
     target = session.get(StaffUser, to_staff_id)
     if target is None or not target.active:
         raise CaseError("no_such_staff")
@@ -122,8 +161,9 @@ def assign(session: Session, case: Case, to_staff_id: int, by_staff_id: int, now
 
 
 def set_status(session: Session, case: Case, to: str, staff_id: int, reason: str | None = None,
-               now: datetime | None = None) -> None:
-    """Move a case to any status, recording who and when; closing stamps closed_at."""
+               now: datetime | None = None, *, role: Role) -> None:
+    """Move a case to another status if `role` may (see the rules above), recording who and when;
+    closing stamps closed_at."""
     now = now or utcnow()
     try:
         target = CaseStatus(to)
@@ -131,6 +171,9 @@ def set_status(session: Session, case: Case, to: str, staff_id: int, reason: str
         raise CaseError("bad_status") from None
     if target == case.status:
         raise CaseError("same_status")
+    if not may_set_status(case, target, staff_id, role):
+        raise CaseForbidden("reopen" if case.status == CaseStatus.CLOSED else
+                            "close" if target == CaseStatus.CLOSED else "status")
     before = case.status
     case.status = target
     if target == CaseStatus.NEW:
@@ -192,7 +235,7 @@ def assignable_staff(session: Session) -> list[StaffUser]:
 
 
 def can_assign(role: Role) -> bool:
-    return role in (Role.ADMIN, Role.LAWYER)
+    return may_assign(role)
 
 
 # --- callbacks -------------------------------------------------------------------------------

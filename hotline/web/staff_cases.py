@@ -11,7 +11,7 @@ from typing import Any
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
 from hotline.db import utcnow
-from hotline.models import CallbackRequest, CallbackStatus, Case, CaseStatus, Recording, Role
+from hotline.models import CallbackRequest, CallbackStatus, Case, Recording, Role
 from hotline.outbox import add_job
 from hotline.services import cases
 from hotline.web import resources, session
@@ -31,6 +31,11 @@ def _case_or_404(case_id: int) -> Case:
 
 
 def _error(exc: cases.CaseError) -> None:
+    if isinstance(exc, cases.CaseForbidden):  # a role rule: audited, and answered 403
+        audit("case.refused", "case", request.view_args.get("case_id") if request.view_args else None,
+              refused=exc.action)
+        session().commit()
+        abort(403)
     flash(t(exc.key, _lang(), **{k: str(v) for k, v in exc.detail.items()}), "error")
 
 
@@ -50,7 +55,7 @@ def _render_case(case: Case, *, revealed: bool = False) -> str:
     return render_template("staff/case.html", case=case, history=cases.history(s, case), revealed=revealed,
                            now=utcnow(), overdue=cases.is_overdue(case, utcnow()),
                            staff=cases.assignable_staff(s) if cases.can_assign(me().role) else [],
-                           statuses=list(CaseStatus))
+                           statuses=cases.allowed_statuses(case, me().id, me().role))
 
 
 @staff_bp.get("/cases/<int:case_id>")
@@ -101,7 +106,7 @@ def assign(case_id: int):  # type: ignore[no-untyped-def]
     try:
         if not to.isdigit():
             raise cases.CaseError("no_such_staff")
-        cases.assign(session(), case, int(to), me().id)
+        cases.assign(session(), case, int(to), me().id, role=me().role)
     except cases.CaseError as exc:
         session().rollback()
         _error(exc)
@@ -118,7 +123,8 @@ def status(case_id: int):  # type: ignore[no-untyped-def]
     case = _case_or_404(case_id)
     before = case.status
     try:
-        cases.set_status(session(), case, request.form.get("status", ""), me().id, request.form.get("reason"))
+        cases.set_status(session(), case, request.form.get("status", ""), me().id, request.form.get("reason"),
+                         role=me().role)
     except cases.CaseError as exc:
         session().rollback()
         _error(exc)

@@ -183,7 +183,8 @@ EN: dict[str, str] = {
     # accounts that can be secured (issue 13)
     "remember_device": "Remember this device (stay logged in when the browser closes, up to 8 hours)",
     "change_password": "Change password",
-    "must_change_password": "Choose your own password before you continue: the one you logged in with was set by someone else.",
+    "must_change_password": ("Choose your own password before you continue: the one you logged in with was set "
+                             "by someone else."),
     "old_password": "Current password",
     "new_password": "New password (at least 10 characters)",
     "confirm_password": "New password again",
@@ -195,7 +196,8 @@ EN: dict[str, str] = {
     "logout_everywhere_help": "Ends every session of yours, on every device, this one included.",
     "reset_password": "Reset password",
     "password_reset_title": "Password reset",
-    "password_reset_done": "Temporary password for {email}, shown once: {password} — give it to them privately; they must change it when they log in. Their sessions have ended.",
+    "password_reset_done": ("Temporary password for {email}, shown once: {password} — give it to them privately; "
+                            "they must change it when they log in. Their sessions have ended."),
     "case_not_allowed": "Your role cannot do this to this case.",
 }
 
@@ -382,7 +384,8 @@ KM: dict[str, str] = {
     "logout_everywhere_help": "បញ្ចប់គ្រប់វគ្គរបស់អ្នក នៅលើគ្រប់ឧបករណ៍ រួមទាំងឧបករណ៍នេះ។",
     "reset_password": "កំណត់ពាក្យសម្ងាត់ឡើងវិញ",
     "password_reset_title": "បានកំណត់ពាក្យសម្ងាត់ឡើងវិញ",
-    "password_reset_done": "ពាក្យសម្ងាត់បណ្តោះអាសន្នសម្រាប់ {email} (បង្ហាញតែម្តង)៖ {password} — សូមផ្តល់ឱ្យគាត់ដោយសម្ងាត់។ គាត់ត្រូវប្តូរវាពេលចូលប្រព័ន្ធ។ វគ្គរបស់គាត់ត្រូវបានបញ្ចប់។",
+    "password_reset_done": ("ពាក្យសម្ងាត់បណ្តោះអាសន្នសម្រាប់ {email} (បង្ហាញតែម្តង)៖ {password} — "
+                            "សូមផ្តល់ឱ្យគាត់ដោយសម្ងាត់។ គាត់ត្រូវប្តូរវាពេលចូលប្រព័ន្ធ។ វគ្គរបស់គាត់ត្រូវបានបញ្ចប់។"),
     "case_not_allowed": "តួនាទីរបស់អ្នកមិនអាចធ្វើការនេះចំពោះករណីនេះបានទេ។",
 }
 
