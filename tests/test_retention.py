@@ -151,7 +151,7 @@ def test_an_unreadable_age_is_refused(settings: Settings, age: str) -> None:
 
 
 def test_without_an_age_or_retention_days_the_command_says_what_to_give(settings: Settings) -> None:
-    result = _invoke(settings)
+    result = CliRunner().invoke(cli, ["purge"], env=env_for(settings, RETENTION_DAYS="0"))
     assert result.exit_code == 2 and "RETENTION_DAYS" in result.output
 
 
@@ -165,8 +165,8 @@ def test_worker_purges_periodically_when_retention_days_is_set(rest_settings: Se
                                                                monkeypatch) -> None:
     assert retention.purge_periodically in periodic.TASKS
     monkeypatch.setattr(retention, "_last_run", None)
-    off = Resources(rest_settings)
-    retention.purge_periodically(off)  # RETENTION_DAYS unset: nothing happens
+    off = Resources(rest_settings.with_(retention_days=None))
+    retention.purge_periodically(off)  # RETENTION_DAYS=0: nothing happens
     off.close()
     assert _state(rest_settings)[0][arranged["old"]] == "my boss took my passport"
     on = Resources(rest_settings.with_(retention_days=90))
@@ -177,10 +177,13 @@ def test_worker_purges_periodically_when_retention_days_is_set(rest_settings: Se
 
 
 def test_retention_days_setting_is_read_and_checked(tmp_path: Path) -> None:
-    assert load_settings({"HOTLINE_INSTANCE": str(tmp_path)}).retention_days is None
+    # A year by default (it used to be off unless set); 0 turns the purge off.
+    assert load_settings({"HOTLINE_INSTANCE": str(tmp_path)}).retention_days == 365
     assert load_settings({"HOTLINE_INSTANCE": str(tmp_path), "RETENTION_DAYS": "30"}).retention_days == 30
-    with pytest.raises(SettingsError, match="RETENTION_DAYS"):
-        load_settings({"HOTLINE_INSTANCE": str(tmp_path), "RETENTION_DAYS": "0"})
+    assert load_settings({"HOTLINE_INSTANCE": str(tmp_path), "RETENTION_DAYS": "0"}).retention_days is None
+    for bad in ("-3", "a year"):
+        with pytest.raises(SettingsError, match="RETENTION_DAYS"):
+            load_settings({"HOTLINE_INSTANCE": str(tmp_path), "RETENTION_DAYS": bad})
 
 
 def test_parse_age_units() -> None:

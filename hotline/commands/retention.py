@@ -7,10 +7,11 @@ from typing import Any
 import click
 
 
-@click.command("purge", help="Purge recordings and message bodies older than an age; rows and counts are kept. "
+@click.command("purge", help="Purge recordings, message bodies, phone numbers and closed cases' notes older than an "
+                             "age; rows and counts are kept. "
                              "A case still open keeps its own.")
 @click.option("--older-than", "older_than", default=None,
-              help="Age such as 90d, 12w or 36h (default: RETENTION_DAYS days).")
+              help="Age such as 90d, 12w or 36h (default: RETENTION_DAYS days, 365 unless set).")
 @click.option("--dry-run", is_flag=True, help="Count what would be purged; change nothing.")
 def purge_command(older_than: str | None, dry_run: bool) -> None:
     from datetime import timedelta

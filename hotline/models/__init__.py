@@ -97,7 +97,7 @@ class Caller(Base):
 
     __tablename__ = "callers"
     id: Mapped[int] = mapped_column(primary_key=True)
-    phone: Mapped[str] = mapped_column(sa.String(20), unique=True)
+    phone: Mapped[str | None] = mapped_column(sa.String(20), unique=True)  # None once purged (retention)
     country: Mapped[str | None] = mapped_column(sa.String(2))
     language: Mapped[Language | None] = mapped_column(_enum(Language))
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -151,7 +151,7 @@ class Message(Base):
     direction: Mapped[Direction] = mapped_column(_enum(Direction))
     channel: Mapped[str] = mapped_column(sa.String(16), default="sms")
     caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"), index=True)
-    peer: Mapped[str] = mapped_column(sa.String(20))  # the other party's number
+    peer: Mapped[str | None] = mapped_column(sa.String(20))  # the other party's number; None once purged
     body: Mapped[str | None] = mapped_column(EncryptedText)  # encrypted at rest; purged after retention
     language: Mapped[Language | None] = mapped_column(_enum(Language))
     status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus))
@@ -275,7 +275,7 @@ class CallbackRequest(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"), index=True)
-    phone: Mapped[str] = mapped_column(sa.String(20))  # the number to call
+    phone: Mapped[str] = mapped_column(sa.String(20))  # the number to call; "" once purged (closed only)
     country: Mapped[str | None] = mapped_column(sa.String(2))
     language: Mapped[Language | None] = mapped_column(_enum(Language))
     source: Mapped[str] = mapped_column(sa.String(16))  # ivr | sms | missed_call | staff

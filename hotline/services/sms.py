@@ -186,8 +186,9 @@ def _act(session: Session, caller: Caller, msg: InboundMessage, match: Match, la
                                    country=caller.country, language=language)
         return "urgent", language, case.id
     if match.intent == Intent.CALLBACK:
-        if caller.phone.startswith("+"):  # a channel address (tg:...) cannot be called back
-            intake.request_callback(session, caller=caller, phone=caller.phone, source=msg.channel,
+        phone = caller.phone or ""  # None only for a caller anonymised by retention
+        if phone.startswith("+"):  # a channel address (tg:...) cannot be called back
+            intake.request_callback(session, caller=caller, phone=phone, source=msg.channel,
                                     source_sid=msg.sid, language=language)
             return "callback", language, None
         return "help", language, None

@@ -1,4 +1,4 @@
-"""staff sessions, forced password change; notes and message bodies encrypted (no type change)
+"""staff sessions, forced password change; numbers purgeable; notes and bodies encrypted (no type change)
 
 Bodies and notes stay TEXT: a Fernet token is text. Rows written before this revision are plaintext
 and are read as they are; `hotline keys rotate` encrypts them (see hotline.crypto).
@@ -31,9 +31,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_staff_sessions_staff_id'), ['staff_id'], unique=False)
     with op.batch_alter_table('staff_users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('must_change_password', sa.Boolean(), server_default=sa.false(), nullable=False))
+    # Retention empties these once they are old (hotline.services.retention); the rows stay for counts.
+    with op.batch_alter_table('callers', schema=None) as batch_op:
+        batch_op.alter_column('phone', existing_type=sa.String(length=20), nullable=True)
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.alter_column('peer', existing_type=sa.String(length=20), nullable=True)
 
 
 def downgrade() -> None:
+    # Purged rows have no number to put back: a downgrade after a purge needs them deleted first.
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.alter_column('peer', existing_type=sa.String(length=20), nullable=False)
+    with op.batch_alter_table('callers', schema=None) as batch_op:
+        batch_op.alter_column('phone', existing_type=sa.String(length=20), nullable=False)
     with op.batch_alter_table('staff_users', schema=None) as batch_op:
         batch_op.drop_column('must_change_password')
     with op.batch_alter_table('staff_sessions', schema=None) as batch_op:
