@@ -184,6 +184,10 @@ class StaffUser(Base):
     # Set for a password someone else chose (first run, `hotline staff add`, an admin's reset):
     # every console page sends them to "change password" until they have.
     must_change_password: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    # Two-factor (TOTP, RFC 6238), optional for admins and lawyers: the shared secret, encrypted at
+    # rest, and the last 30-second step accepted (a code is good once).
+    totp_secret: Mapped[str | None] = mapped_column(EncryptedText)
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
 
 

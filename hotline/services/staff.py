@@ -7,6 +7,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+import pyotp
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -88,13 +89,80 @@ def change_password(session: Session, user: StaffUser, old: str, new: str, *, ke
 
 
 def reset_password(session: Session, user: StaffUser) -> str:
-    """An admin's reset: a temporary password (shown once), changed at the next login; sessions end."""
+    """An admin's reset: a temporary password (shown once), changed at the next login; sessions end.
+
+    It also removes two-factor: a reset is what someone who lost their phone asks for, and they can
+    enrol again once logged in."""
     password = secrets.token_urlsafe(12)
     set_password(user, password)
     user.must_change_password = True
     user.failed_logins, user.locked_until = 0, None
+    user.totp_secret, user.totp_last_step = None, None
     end_sessions(session, user.id)
     return password
+
+
+# --- two-factor (TOTP) ---------------------------------------------------------------------------
+
+TOTP_ROLES = (Role.ADMIN, Role.LAWYER)
+TOTP_STEP = 30  # seconds per code (what every authenticator app uses)
+TOTP_ISSUER = "Hotline console"
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()  # 32 base32 characters: 160 bits
+
+
+def totp_uri(secret: str, email: str) -> str:
+    """The otpauth:// URI an authenticator app reads from the QR code."""
+    return pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(name=email, issuer_name=TOTP_ISSUER)
+
+
+def _matching_step(secret: str, code: str, now: datetime) -> int | None:
+    """The step (this one, or one either side for clock drift) whose code this is."""
+    code = "".join(ch for ch in code if ch.isdigit())
+    if len(code) != 6:
+        return None
+    totp, step = pyotp.TOTP(secret, interval=TOTP_STEP), int(now.timestamp()) // TOTP_STEP
+    for s in (step - 1, step, step + 1):
+        if secrets.compare_digest(totp.at(s * TOTP_STEP), code):
+            return s
+    return None
+
+
+def check_totp(session: Session, user: StaffUser, code: str, now: datetime) -> bool:
+    """A right code, not used before: recorded by a conditional UPDATE, so two requests replaying
+    one code cannot both pass."""
+    if not user.totp_secret:
+        return False
+    step = _matching_step(user.totp_secret, code, now)
+    if step is None:
+        return False
+    result = session.execute(
+        sa.update(StaffUser)
+        .where(StaffUser.id == user.id,
+               sa.or_(StaffUser.totp_last_step.is_(None), StaffUser.totp_last_step < step))
+        .values(totp_last_step=step).execution_options(synchronize_session=False))
+    session.expire(user, ["totp_last_step"])
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def enable_totp(user: StaffUser, secret: str, code: str, now: datetime) -> None:
+    """Enrolment: the code from the app proves it holds the secret shown."""
+    if Role(user.role) not in TOTP_ROLES:
+        raise StaffError("totp_not_for_role")
+    if len(secret) != 32 or any(ch not in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for ch in secret):
+        raise StaffError("totp_bad_code")
+    step = _matching_step(secret, code, now)
+    if step is None:
+        raise StaffError("totp_bad_code")
+    user.totp_secret, user.totp_last_step = secret, step
+
+
+def disable_totp(user: StaffUser, password: str) -> None:
+    if not verify_password(user, password):
+        raise StaffError("wrong_old_password")
+    user.totp_secret, user.totp_last_step = None, None
 
 
 # --- lockout -----------------------------------------------------------------------------------

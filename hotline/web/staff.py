@@ -57,6 +57,7 @@ BEFORE_PASSWORD_CHANGE = frozenset({"staff.password", "staff.logout", "staff.log
 IDLE_TIMEOUT = timedelta(minutes=30)
 LOCK_AFTER = staff_service.LOCK_AFTER  # failed passwords in a row lock the account for LOCK_FOR
 LOCK_FOR = staff_service.LOCK_FOR
+TFA_WINDOW = timedelta(minutes=5)  # between a right password and its two-factor code
 IP_WINDOW = timedelta(minutes=15)
 IP_LIMIT = 20  # failed logins from one address per IP_WINDOW; counted in the database, not Redis
 
@@ -302,6 +303,8 @@ def login():  # type: ignore[no-untyped-def]
         return redirect(_safe_next(request.args.get("next")))
     if request.method == "GET":
         return render_template("staff/login.html", email="")
+    if "code" in request.form:
+        return _second_factor()
     s, now, ip = session(), utcnow(), client_ip()
     email = request.form.get("email", "").strip().lower()[:254]
     lang = _browser_lang()
@@ -322,12 +325,48 @@ def login():  # type: ignore[no-untyped-def]
                             user.id if user else None, ip=ip, **reason)
         s.commit()
         return _login_refused(email, t("bad_login", lang), 401)
-    staff_service.login_ok(user, now)
     staff_service.rehash_if_needed(user, password)
     remember = request.form.get("remember") == "1"
+    if user.totp_secret:
+        # The password was right; the count is not cleared until the code is, so guessing codes
+        # between right passwords still meets the lockout.
+        s.commit()
+        cookie.clear()
+        cookie.update({"tfa_user": user.id, "tfa_at": now.timestamp(), "tfa_remember": remember,
+                       "tfa_next": request.args.get("next") or ""})
+        return render_template("staff/login_code.html")
+    return _finish_login(user, remember, request.args.get("next"))
+
+
+def _second_factor() -> Any:
+    """The code step: a signed cookie says whose password was right, and not long ago."""
+    s, now, ip = session(), utcnow(), client_ip()
+    lang = _browser_lang()
+    user_id, at = cookie.get("tfa_user"), float(cookie.get("tfa_at", 0))
+    user = s.get(StaffUser, user_id) if isinstance(user_id, int) else None
+    if user is None or now.timestamp() - at > TFA_WINDOW.total_seconds():
+        cookie.clear()
+        return _login_refused("", t("session_expired", lang), 401)
+    open_ = staff_service.count_attempt(s, user.id, now)
+    s.commit()
+    if not open_ or not user.active or not staff_service.check_totp(s, user, request.form.get("code", ""), now):
+        staff_service.audit(s, user.id, "staff.login_failed", "staff", user.id, ip=ip,
+                            reason="locked" if not open_ else "code")
+        s.commit()
+        if not open_:
+            cookie.clear()
+            return _login_refused("", t("bad_login", lang), 401)
+        return render_template("staff/login_code.html", error=t("totp_bad_code", lang)), 401
+    return _finish_login(user, bool(cookie.get("tfa_remember")), cookie.get("tfa_next") or None, second_factor=True)
+
+
+def _finish_login(user: StaffUser, remember: bool, next_: str | None, *, second_factor: bool = False) -> Any:
+    s, now, ip = session(), utcnow(), client_ip()
+    staff_service.login_ok(user, now)
     token = staff_service.start_session(s, user, now=now, lifetime=current_app.permanent_session_lifetime,
                                         remember=remember, ip=ip)
-    staff_service.audit(s, user.id, "staff.login", "staff", user.id, ip=ip, remember=remember)
+    staff_service.audit(s, user.id, "staff.login", "staff", user.id, ip=ip, remember=remember,
+                        **({"second_factor": True} if second_factor else {}))
     s.commit()
     cookie.clear()  # a fresh session: nothing from before the login survives it
     login_user(StaffLogin(user, token))
@@ -336,7 +375,7 @@ def login():  # type: ignore[no-untyped-def]
     cookie["staff_login_at"] = cookie["staff_seen"] = now.timestamp()
     if user.must_change_password:
         return redirect(url_for("staff.password"))
-    return redirect(_safe_next(request.args.get("next")))
+    return redirect(_safe_next(next_))
 
 
 def _login_refused(email: str, message: str, status: int) -> Any:
@@ -388,6 +427,49 @@ def password():  # type: ignore[no-untyped-def]
     session().commit()
     flash(t("password_changed", lang), "ok")
     return redirect(url_for("staff.queue"))
+
+
+@bp.route("/two-factor", methods=["GET", "POST"])
+@staff_required(roles=staff_service.TOTP_ROLES)
+def two_factor():  # type: ignore[no-untyped-def]
+    """Enrol an authenticator app: a new secret, shown once (text and QR code), proved by a code."""
+    user, lang = me().user, _lang()
+    if request.method == "POST":
+        secret = request.form.get("secret", "")
+        try:
+            staff_service.enable_totp(user, secret, request.form.get("code", ""), utcnow())
+        except staff_service.StaffError:
+            session().rollback()
+            return _render_two_factor(secret, t("totp_bad_code", lang)), 400
+        audit("staff.totp_enabled", "staff", user.id)
+        session().commit()
+        flash(t("totp_enabled", lang), "ok")
+        return redirect(url_for("staff.two_factor"))
+    if user.totp_secret:
+        return render_template("staff/two_factor.html", enrolled=True)
+    return _render_two_factor(staff_service.new_totp_secret())
+
+
+def _render_two_factor(secret: str, error: str | None = None) -> str:
+    import segno
+
+    uri = staff_service.totp_uri(secret, me().email)
+    qr = segno.make(uri, error="m").svg_inline(scale=4, title="QR")
+    return render_template("staff/two_factor.html", enrolled=False, secret=secret, qr=qr, error=error)
+
+
+@bp.post("/two-factor/off")
+@staff_required(roles=staff_service.TOTP_ROLES)
+def two_factor_off():  # type: ignore[no-untyped-def]
+    try:
+        staff_service.disable_totp(me().user, request.form.get("password", ""))
+    except staff_service.StaffError:
+        session().rollback()
+        return render_template("staff/two_factor.html", enrolled=True,
+                               error=t("wrong_old_password", _lang())), 400
+    audit("staff.totp_disabled", "staff", me().id)
+    session().commit()
+    return redirect(url_for("staff.two_factor"))
 
 
 @bp.post("/language")

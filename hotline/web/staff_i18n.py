@@ -199,6 +199,16 @@ EN: dict[str, str] = {
     "password_reset_done": ("Temporary password for {email}, shown once: {password} — give it to them privately; "
                             "they must change it when they log in. Their sessions have ended."),
     "case_not_allowed": "Your role cannot do this to this case.",
+    "two_factor": "Two-factor login",
+    "two_factor_help": ("Scan this code with an authenticator app (or type the key below), then enter the 6-digit "
+                        "code it shows."),
+    "totp_secret_once": "Key (shown only now):",
+    "totp_enter_code": "6-digit code from your authenticator app",
+    "totp_enable": "Turn on two-factor login",
+    "totp_enabled": "Two-factor login is on: each login now asks for a code.",
+    "totp_on": "Two-factor login is on. To turn it off, enter your password.",
+    "totp_disable": "Turn off two-factor login",
+    "totp_bad_code": "That code is not right. Check the time on your phone and try the newest code.",
 }
 
 # Khmer: NEEDS NATIVE-SPEAKER REVIEW (see the module docstring).
@@ -387,6 +397,16 @@ KM: dict[str, str] = {
     "password_reset_done": ("ពាក្យសម្ងាត់បណ្តោះអាសន្នសម្រាប់ {email} (បង្ហាញតែម្តង)៖ {password} — "
                             "សូមផ្តល់ឱ្យគាត់ដោយសម្ងាត់។ គាត់ត្រូវប្តូរវាពេលចូលប្រព័ន្ធ។ វគ្គរបស់គាត់ត្រូវបានបញ្ចប់។"),
     "case_not_allowed": "តួនាទីរបស់អ្នកមិនអាចធ្វើការនេះចំពោះករណីនេះបានទេ។",
+    "two_factor": "ការចូលប្រព័ន្ធពីរជំហាន",
+    "two_factor_help": ("ស្កេនកូដនេះដោយកម្មវិធីផ្ទៀងផ្ទាត់ (ឬវាយសោខាងក្រោម) "
+                        "បន្ទាប់មកបញ្ចូលលេខកូដ ៦ ខ្ទង់ដែលវាបង្ហាញ។"),
+    "totp_secret_once": "សោ (បង្ហាញតែពេលនេះ)៖",
+    "totp_enter_code": "លេខកូដ ៦ ខ្ទង់ពីកម្មវិធីផ្ទៀងផ្ទាត់របស់អ្នក",
+    "totp_enable": "បើកការចូលប្រព័ន្ធពីរជំហាន",
+    "totp_enabled": "ការចូលប្រព័ន្ធពីរជំហានបានបើក៖ ការចូលនីមួយៗនឹងសួររកលេខកូដ។",
+    "totp_on": "ការចូលប្រព័ន្ធពីរជំហានកំពុងបើក។ ដើម្បីបិទ សូមបញ្ចូលពាក្យសម្ងាត់របស់អ្នក។",
+    "totp_disable": "បិទការចូលប្រព័ន្ធពីរជំហាន",
+    "totp_bad_code": "លេខកូដនោះមិនត្រឹមត្រូវទេ។ សូមពិនិត្យម៉ោងលើទូរស័ព្ទរបស់អ្នក ហើយសាកល្បងលេខកូដថ្មីបំផុត។",
 }
 
 STRINGS = {"en": EN, "km": KM}

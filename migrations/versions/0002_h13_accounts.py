@@ -1,4 +1,4 @@
-"""staff sessions, forced password change; numbers purgeable; notes and bodies encrypted (no type change)
+"""staff sessions, forced password change, two-factor; numbers purgeable; notes and bodies encrypted
 
 Bodies and notes stay TEXT: a Fernet token is text. Rows written before this revision are plaintext
 and are read as they are; `hotline keys rotate` encrypts them (see hotline.crypto).
@@ -31,6 +31,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_staff_sessions_staff_id'), ['staff_id'], unique=False)
     with op.batch_alter_table('staff_users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('must_change_password', sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column('totp_secret', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('totp_last_step', sa.BigInteger(), nullable=True))
     # Retention empties these once they are old (hotline.services.retention); the rows stay for counts.
     with op.batch_alter_table('callers', schema=None) as batch_op:
         batch_op.alter_column('phone', existing_type=sa.String(length=20), nullable=True)
@@ -45,6 +47,8 @@ def downgrade() -> None:
     with op.batch_alter_table('callers', schema=None) as batch_op:
         batch_op.alter_column('phone', existing_type=sa.String(length=20), nullable=False)
     with op.batch_alter_table('staff_users', schema=None) as batch_op:
+        batch_op.drop_column('totp_last_step')
+        batch_op.drop_column('totp_secret')
         batch_op.drop_column('must_change_password')
     with op.batch_alter_table('staff_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_staff_sessions_staff_id'))
