@@ -205,13 +205,30 @@ def new_call_sid() -> str:
 
 def run_worker_burst(settings: Settings) -> None:
     """Run a real RQ worker (forking, as in production) until the queues are empty."""
-    from hotline.worker import run_worker
+    from hotline.background.worker import run_worker
 
     res = Resources(settings)
     try:
         run_worker(res, burst=True)
     finally:
         res.close()
+
+
+def requeue_scheduled(redis: Redis) -> int:
+    """Move every scheduled job (RQ retries waiting out their backoff) into its queue now: what RQ's
+    scheduler does once the wait is over. Returns how many."""
+    from rq.registry import ScheduledJobRegistry
+    from rq.serializers import JSONSerializer
+
+    from hotline.background.queues import QUEUES
+
+    moved = 0
+    for name in QUEUES:
+        registry = ScheduledJobRegistry(name, connection=redis, serializer=JSONSerializer)
+        for job_id in registry.get_job_ids():
+            registry.requeue(job_id)
+            moved += 1
+    return moved
 
 
 @pytest.fixture

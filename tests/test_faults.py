@@ -26,7 +26,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
-from hotline import jobs
+from hotline.background import runner as jobs
 from hotline.db import Database, utcnow
 from hotline.embedded import EmbeddedRedis
 from hotline.models import Call, Case, CasePriority, Message, MessageStatus, OutboxJob, OutboxStatus
@@ -142,7 +142,7 @@ def test_redis_stopped_mid_traffic_calls_go_on_and_the_urgent_case_reaches_the_l
 
 def open_urgent_case(settings: Settings, caller_phone: str = "+85512398100") -> int:
     res = Resources(settings)
-    from hotline import outbox
+    from hotline.background import outbox
 
     outbox.install(res.db, res.redis)
     try:

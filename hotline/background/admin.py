@@ -1,0 +1,61 @@
+"""What operators see of background work: live workers, failed jobs, and a retry by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from redis import Redis
+from sqlalchemy.orm import Session
+
+from hotline.background.queues import QUEUES, requeue_outbox
+from hotline.background.runner import spec_for
+from hotline.background.worker import ALIVE_KEY
+from hotline.models import OutboxJob, OutboxStatus
+from hotline.resources import Resources
+
+
+def live_workers(redis: Redis) -> dict[str, list[str]]:
+    """Worker name -> its queues, for every worker whose loop beat within its last three ticks."""
+    found: dict[str, list[str]] = {}
+    for key in redis.scan_iter(match=ALIVE_KEY + "*", count=100):
+        value = redis.get(key)
+        if value is not None:
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            raw = value.decode() if isinstance(value, bytes) else str(value)
+            found[name.removeprefix(ALIVE_KEY)] = [q for q in raw.split(",") if q]
+    return found
+
+
+def uncovered_queues(workers: dict[str, list[str]]) -> list[str]:
+    covered = {q for queues in workers.values() for q in queues}
+    return [q for q in QUEUES if q not in covered]
+
+
+def list_jobs(session: Session, *, failed: bool = False, limit: int = 50) -> Sequence[OutboxJob]:
+    """Newest first: failed jobs only, or every job not done yet (pending, running, failed)."""
+    query = sa.select(OutboxJob).order_by(OutboxJob.id.desc()).limit(limit)
+    if failed:
+        query = query.where(OutboxJob.status == OutboxStatus.FAILED)
+    else:
+        query = query.where(OutboxJob.status != OutboxStatus.DONE)
+    return session.scalars(query).all()
+
+
+class RetryRefused(Exception):
+    pass
+
+
+def retry_job(res: Resources, job_id: int) -> OutboxJob:
+    """Give a failed job a fresh set of attempts and push it now."""
+    with res.db.session() as s:
+        job = s.get(OutboxJob, job_id)
+        if job is None:
+            raise RetryRefused(f"no job {job_id}")
+        if job.status != OutboxStatus.FAILED:
+            raise RetryRefused(f"job {job_id} is {job.status}, not failed; only failed jobs are retried by hand")
+        job.status, job.attempts, job.done_at, job.run_after = OutboxStatus.PENDING, 0, None, None
+        s.flush()
+    # Committed first: a worker taking the job at once finds it pending.
+    requeue_outbox(res.redis(), job.id, job.queue, spec_for(job.kind), abandoned=False)
+    return job

@@ -1,0 +1,167 @@
+"""`hotline worker`: RQ workers, plus the worker's own loop (sweeper, periodic duties, heartbeat).
+
+By default one process runs two RQ workers: one on `urgent`, `default`, `low` (in that order) and one
+on `slow` (recording downloads, placing calls) in a thread, so a lawyer alert never waits behind a
+download. `--queues` runs one worker on the queues named, to scale them separately.
+
+Every tick (`WORKER_TICK_SECONDS`) the loop runs the periodic duties (database only: they go on while
+Redis is away), re-enqueues outbox rows that never reached Redis or whose worker died, and writes
+the heartbeat `/healthz/ready` reads: idle workers block in BLPOP for minutes, so RQ's own heartbeat
+says nothing about a quiet night.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+from rq.timeouts import TimerDeathPenalty
+
+from hotline.background import outbox, periodic, runner
+from hotline.background.queues import FAST_QUEUES, QUEUES, SLOW_QUEUE, queue
+from hotline.resources import Resources
+
+log = logging.getLogger(__name__)
+ALIVE_KEY = "hotline:worker-alive:"  # + RQ worker name; the value lists its queues
+
+
+def alive_ttl(tick_seconds: float) -> int:
+    """A worker missing three ticks in a row is gone."""
+    return max(3, int(3 * tick_seconds) + 1)
+
+
+class HotlineWorker(SimpleWorker):
+    """Runs jobs in this process (no fork per job: ours are short, and a fork plus a fresh database
+    pool per job cost ten times the job). Its scheduler moves due retries of every queue, so a slow
+    job's retry runs even where only one worker holds the scheduler lock."""
+
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        own = self.queues
+        self.queues = [queue(self.connection, name) for name in QUEUES]  # type: ignore[arg-type]
+        try:
+            super()._start_scheduler(*args, **kwargs)
+        finally:
+            self.queues = own
+
+
+class ThreadWorker(HotlineWorker):
+    """The same, in a thread: only the main thread may set signal handlers, and a timer (not
+    SIGALRM) bounds each job."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+
+def sweep_once(res: Resources) -> int:
+    with res.db.session() as s:
+        n = outbox.sweep(s, res.redis())
+    if n:
+        log.info("sweeper re-enqueued %d outbox job(s)", n)
+    return n
+
+
+def beat(redis: Redis, workers: Sequence[SimpleWorker], ttl: int) -> None:
+    with redis.pipeline() as pipe:
+        for w in workers:
+            pipe.set(ALIVE_KEY + w.name, ",".join(w.queue_names()), ex=ttl)
+        pipe.execute()
+
+
+def tick(res: Resources, workers: Sequence[SimpleWorker] = ()) -> None:
+    """One round of the worker's loop. A Redis outage skips the sweep and the heartbeat, never the
+    duties: escalation and overdue marks need only the database."""
+    try:
+        sweep_once(res)
+        if workers:
+            beat(res.redis(), workers, alive_ttl(res.settings.worker_tick_seconds))
+    except (RedisError, OSError) as exc:
+        log.warning("worker: redis unavailable (%s); periodic duties go on, the sweep waits", exc)
+    except Exception:
+        log.exception("sweeper failed; will try again")
+    periodic.run_all(res)
+
+
+def _loop(res: Resources, stop: threading.Event, workers: list[tuple[SimpleWorker, threading.Thread | None]]) -> None:
+    while True:
+        live = [w for w, t in workers if t is None or t.is_alive()]
+        tick(res, live)
+        if stop.wait(res.settings.worker_tick_seconds):
+            return
+
+
+def run_worker(res: Resources, *, burst: bool = False, queues: Sequence[str] | None = None,
+               sweeper: bool = True) -> None:
+    import workers.jobs
+
+    runner.load_handlers()
+    workers.jobs.use(res)
+    for name in queues or ():
+        if name not in QUEUES:
+            raise ValueError(f"unknown queue {name!r} (queues: {', '.join(QUEUES)})")
+    redis = res.redis()
+    main_queues = list(queues) if queues else list(FAST_QUEUES)
+    main = HotlineWorker(main_queues, connection=redis, serializer=JSONSerializer)
+    slow = None if queues else ThreadWorker([SLOW_QUEUE], connection=redis, serializer=JSONSerializer)
+    try:
+        sweep_once(res)  # at start: whatever was left while no worker ran
+    except (RedisError, OSError) as exc:
+        log.warning("initial sweep skipped: %s", exc)
+    if burst:
+        _burst(res, main_queues, with_slow=slow is not None)
+        return
+    level = res.settings.log_level
+    thread = None
+    if slow is not None:
+        thread = threading.Thread(target=slow.work, kwargs={"logging_level": level, "with_scheduler": False},
+                                  name="rq-slow", daemon=True)
+        thread.start()
+    stop = threading.Event()
+    loop = None
+    if sweeper:
+        members: list[tuple[SimpleWorker, threading.Thread | None]] = [(main, None)]
+        if slow is not None:
+            members.append((slow, thread))
+        loop = threading.Thread(target=_loop, args=(res, stop, members), name="worker-loop", daemon=True)
+        loop.start()
+    try:
+        main.work(with_scheduler=True, logging_level=level)
+    finally:
+        stop.set()
+        _forget(redis, [w for w in (main, slow) if w is not None])
+        if slow is not None:
+            # A slow job still running is abandoned: its row's lease runs out and the sweeper of the
+            # next worker runs it again (jobs are idempotent).
+            slow.register_death()
+
+
+def _burst(res: Resources, main_queues: list[str], *, with_slow: bool) -> None:
+    """Run until every queue is empty (tests, `--burst`), both workers at once as in production."""
+    redis = res.redis()
+    names = main_queues + ([SLOW_QUEUE] if with_slow else [])
+    for _ in range(10):
+        thread = None
+        if with_slow:
+            slow = ThreadWorker([SLOW_QUEUE], connection=redis, serializer=JSONSerializer)
+            thread = threading.Thread(target=slow.work, kwargs={"burst": True}, name="rq-slow", daemon=True)
+            thread.start()
+        main = HotlineWorker(main_queues, connection=redis, serializer=JSONSerializer)
+        main.work(burst=True, with_scheduler=False, logging_level=res.settings.log_level)
+        if thread is not None:
+            thread.join()
+        if not any(queue(redis, n).count for n in names):
+            return
+
+
+def _forget(redis: Redis, workers: Sequence[SimpleWorker]) -> None:
+    try:
+        redis.delete(*[ALIVE_KEY + w.name for w in workers])
+    except (RedisError, OSError):
+        pass
