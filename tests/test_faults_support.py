@@ -40,6 +40,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         SECRET_KEY=settings.secret_key,
         RECORDING_KEY=settings.recording_key,
         HOTLINE_LOG_LEVEL="INFO",
+        WORKER_TICK_SECONDS=str(settings.worker_tick_seconds),
         PYTHONUNBUFFERED="1",
     )
     if settings.missed_call_numbers:
