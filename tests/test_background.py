@@ -309,3 +309,21 @@ def test_an_idle_worker_stays_healthy_all_night_and_a_dead_one_is_named(settings
         worker.stop()
         web.stop()
 
+
+
+# -- an external Redis (CI's second suite) ------------------------------------------------------------
+
+def test_a_job_goes_through_the_redis_named_by_redis_url(settings: Settings, external_redis_url: str,
+                                                           kinds) -> None:
+    register_audit(kinds)
+    own = settings.with_(redis_url=external_redis_url)
+    res = Resources(own)
+    try:
+        with res.db.Session() as s:
+            job = add_job(s, "test.audit", {"n": 9})
+            s.commit()
+        assert queued(res, "default") == [f"outbox-{job.id}"]
+        run_worker_burst(own)
+        assert audits(res) == ["9"]
+    finally:
+        res.close()
