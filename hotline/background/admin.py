@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -18,12 +19,9 @@ from hotline.resources import Resources
 def live_workers(redis: Redis) -> dict[str, list[str]]:
     """Worker name -> its queues, for every worker whose loop beat within its last three ticks."""
     found: dict[str, list[str]] = {}
-    for key in redis.scan_iter(match=ALIVE_KEY + "*", count=100):
-        value = redis.get(key)
-        if value is not None:
-            name = key.decode() if isinstance(key, bytes) else str(key)
-            raw = value.decode() if isinstance(value, bytes) else str(value)
-            found[name.removeprefix(ALIVE_KEY)] = [q for q in raw.split(",") if q]
+    for member in redis.zrangebyscore(ALIVE_KEY, time.time(), "+inf"):
+        name, _, queues = (member.decode() if isinstance(member, bytes) else str(member)).partition(" ")
+        found[name] = [q for q in queues.split(",") if q]
     return found
 
 

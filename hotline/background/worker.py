@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +29,8 @@ from hotline.background.queues import FAST_QUEUES, QUEUES, SLOW_QUEUE, queue
 from hotline.resources import Resources
 
 log = logging.getLogger(__name__)
-ALIVE_KEY = "hotline:worker-alive:"  # + RQ worker name; the value lists its queues
+# A sorted set: member "<rq worker name> <queue,queue>", score the time (epoch s) it counts as gone.
+ALIVE_KEY = "hotline:workers-alive"
 
 
 def alive_ttl(tick_seconds: float) -> int:
@@ -68,10 +70,15 @@ def sweep_once(res: Resources) -> int:
     return n
 
 
+def _member(w: SimpleWorker) -> str:
+    return f"{w.name} {','.join(w.queue_names())}"
+
+
 def beat(redis: Redis, workers: Sequence[SimpleWorker], ttl: int) -> None:
+    now = time.time()
     with redis.pipeline() as pipe:
-        for w in workers:
-            pipe.set(ALIVE_KEY + w.name, ",".join(w.queue_names()), ex=ttl)
+        pipe.zadd(ALIVE_KEY, {_member(w): now + ttl for w in workers})
+        pipe.zremrangebyscore(ALIVE_KEY, "-inf", now)  # workers that died without a word
         pipe.execute()
 
 
@@ -162,6 +169,6 @@ def _burst(res: Resources, main_queues: list[str], *, with_slow: bool) -> None:
 
 def _forget(redis: Redis, workers: Sequence[SimpleWorker]) -> None:
     try:
-        redis.delete(*[ALIVE_KEY + w.name for w in workers])
+        redis.zrem(ALIVE_KEY, *[_member(w) for w in workers])
     except (RedisError, OSError):
         pass
