@@ -159,6 +159,26 @@ def test_a_job_with_a_bug_is_tried_a_bounded_number_of_times_then_failed_with_th
     assert calls == [1, 2, 3]
 
 
+@pytest.mark.parametrize("queue", ["default", "slow"])
+def test_a_run_longer_than_its_kind_allows_is_stopped_and_counted(res, settings, kinds, queue: str) -> None:
+    @handler("test.hang", queue=queue, timeout=1, attempts=1)
+    def _hang(res: Resources, s, job: OutboxJob) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + 15  # a download that never ends
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    kinds.append("test.hang")
+    with res.db.Session() as s:
+        add_job(s, "test.hang", {})
+        s.commit()
+    t0 = time.monotonic()
+    run_worker_burst(settings)
+    assert time.monotonic() - t0 < 10
+    [row] = rows(res)
+    assert row.status == OutboxStatus.FAILED and row.attempts == 1
+    assert row.last_error is not None and row.last_error.startswith("gave up after 1 attempt: JobTimeoutException")
+
+
 def test_every_kind_has_a_bounded_number_of_attempts_and_a_timeout() -> None:
     load_handlers()
     assert {"case.notify", "recording.fetch", "callback.place", "callback.schedule"} <= set(SPECS)

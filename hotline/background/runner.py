@@ -153,7 +153,7 @@ def _failed(s: Session, job: OutboxJob, exc: Exception) -> str:
         s.commit()
         raise exc
     if job.attempts >= spec.attempts and (bug or exc.transient):  # type: ignore[attr-defined]
-        reason = f"gave up after {job.attempts} attempts: {reason}"
+        reason = f"gave up after {job.attempts} attempt{'s' if job.attempts != 1 else ''}: {reason}"
     _finish(s, job, OutboxStatus.FAILED, reason)
     return f"failed: {reason}"
 
