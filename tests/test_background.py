@@ -8,6 +8,7 @@ lawyer alert, Redis away while cases go overdue, an idle worker all night, a wor
 
 from __future__ import annotations
 
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -347,3 +348,31 @@ def test_a_job_goes_through_the_redis_named_by_redis_url(settings: Settings, ext
         assert audits(res) == ["9"]
     finally:
         res.close()
+
+
+@pytest.mark.slow
+def test_a_stopped_worker_exits_at_once_and_says_goodbye(settings: Settings, tmp_path: Path) -> None:
+    own = settings.with_(worker_tick_seconds=1)
+    web = Web(own, tmp_path / "web.log")
+    worker = start_worker(web.settings, tmp_path / "worker.log", queues="slow")
+    try:
+        wait_for(lambda: get(web.url + "/healthz/ready")[1].get("workers") == 1, 30, f"the worker ({worker.log})")
+        assert "urgent" in get(web.url + "/healthz/ready")[1]["checks"]["worker"]  # nobody takes urgent
+        worker.proc.send_signal(signal.SIGTERM)
+        assert worker.wait(10) == 0
+        assert get(web.url + "/healthz/ready")[1]["workers"] == 0  # at once, not three ticks later
+        # Stopped while still starting, before RQ has taken over the signals (it forks its scheduler
+        # then): the request is kept for its loop, and it exits cleanly instead of hanging.
+        early = start_worker(web.settings, tmp_path / "worker-early.log")
+        wait_for(lambda: "started with PID" in early.output(), 30, "the worker to start", every=0.005)
+        early.proc.send_signal(signal.SIGTERM)
+        assert early.wait(15) == 0, early.output()[-2000:]
+        early.stop()
+    finally:
+        worker.stop()
+        web.stop()
+
+
+def test_worker_refuses_an_unknown_queue_name() -> None:
+    out = CliRunner().invoke(cli, ["worker", "--queues", "urgent,fast"])
+    assert out.exit_code == 2 and "urgent, default, low, slow" in out.output

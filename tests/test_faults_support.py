@@ -136,8 +136,9 @@ class Process:
         self._fh.close()
 
 
-def start_worker(settings: Settings, log: Path, *, burst: bool = False) -> Process:
+def start_worker(settings: Settings, log: Path, *, burst: bool = False, queues: str | None = None) -> Process:
     args = [sys.executable, "-m", "hotline", "worker"] + (["--burst"] if burst else [])
+    args += ["--queues", queues] if queues else []
     return Process(args, env_for(settings), log)
 
 

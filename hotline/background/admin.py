@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from hotline.background.queues import QUEUES, requeue_outbox
@@ -41,7 +42,11 @@ def list_jobs(session: Session, *, failed: bool = False, limit: int = 50) -> Seq
 
 
 class RetryRefused(Exception):
-    pass
+    """The job cannot be retried by hand (missing, or not failed)."""
+
+
+class RetryQueued(Exception):
+    """The job is pending again, but could not be pushed now."""
 
 
 def retry_job(res: Resources, job_id: int) -> OutboxJob:
@@ -53,7 +58,12 @@ def retry_job(res: Resources, job_id: int) -> OutboxJob:
         if job.status != OutboxStatus.FAILED:
             raise RetryRefused(f"job {job_id} is {job.status}, not failed; only failed jobs are retried by hand")
         job.status, job.attempts, job.done_at, job.run_after = OutboxStatus.PENDING, 0, None, None
+        job.enqueued_at = None  # should the push below fail, the sweeper pushes it
         s.flush()
     # Committed first: a worker taking the job at once finds it pending.
-    requeue_outbox(res.redis(), job.id, job.queue, spec_for(job.kind), abandoned=False)
+    try:
+        requeue_outbox(res.redis(), job.id, job.queue, spec_for(job.kind), abandoned=False)
+    except (RedisError, OSError):
+        raise RetryQueued(f"job {job_id} is pending again; Redis is unreachable, so the worker's sweeper "
+                          "will queue it when Redis is back") from None
     return job

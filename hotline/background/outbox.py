@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from redis import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from hotline.background.queues import enqueue_outbox, requeue_outbox
@@ -73,9 +74,14 @@ def push(db: Database, redis_factory: Callable[[], Redis], jobs: list[OutboxJob]
     except (RedisError, OSError) as exc:
         # The rows are committed; the sweeper in `hotline worker` will enqueue them when Redis is back.
         log.warning("could not enqueue %d outbox job(s), left for the sweeper: %s", len(jobs) - len(pushed), exc)
-    if pushed:
+    if not pushed:
+        return
+    try:
         with db.engine.begin() as conn:
             conn.execute(sa.update(OutboxJob).where(OutboxJob.id.in_(pushed)).values(enqueued_at=utcnow()))
+    except SQLAlchemyError as exc:
+        # The commit stands and the jobs are queued; without the mark the sweeper only looks again.
+        log.warning("could not mark %d outbox job(s) enqueued: %s", len(pushed), type(exc).__name__)
 
 
 def _delay(run_after: datetime | None) -> timedelta | None:

@@ -144,14 +144,14 @@ def _failed(s: Session, job: OutboxJob, exc: Exception) -> str:
     spec = spec_for(job.kind)
     bug = not isinstance(exc, SendError)
     reason = f"{type(exc).__name__}: {exc}" if bug else str(exc)
-    if bug:
-        log.error("outbox job %s (%s) raised on attempt %d of %d", job.id, job.kind, job.attempts,
-                  spec.attempts, exc_info=exc)
     if (bug or exc.transient) and job.attempts < spec.attempts:  # type: ignore[attr-defined]
+        # RQ logs the traceback and schedules the next attempt.
         job.status, job.last_error = OutboxStatus.PENDING, reason[:255]
         _note_on_case(s, job, f"retrying: {reason}")
         s.commit()
         raise exc
+    if bug:
+        log.error("outbox job %s (%s) raised on its last attempt", job.id, job.kind, exc_info=exc)
     if job.attempts >= spec.attempts and (bug or exc.transient):  # type: ignore[attr-defined]
         reason = f"gave up after {job.attempts} attempt{'s' if job.attempts != 1 else ''}: {reason}"
     _finish(s, job, OutboxStatus.FAILED, reason)

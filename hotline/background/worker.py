@@ -13,6 +13,7 @@ says nothing about a quiet night.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
+from rq.worker import WorkerStatus
 
 from hotline.background import outbox, periodic, runner
 from hotline.background.queues import FAST_QUEUES, QUEUES, SLOW_QUEUE, queue
@@ -43,6 +45,14 @@ class HotlineWorker(SimpleWorker):
     pool per job cost ten times the job). Its scheduler moves due retries of every queue, so a slow
     job's retry runs even where only one worker holds the scheduler lock."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listening = threading.Event()  # set once work() has taken over signals: then it beats
+
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()
+        self.listening.set()
+
     def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
         own = self.queues
         self.queues = [queue(self.connection, name) for name in QUEUES]  # type: ignore[arg-type]
@@ -59,7 +69,7 @@ class ThreadWorker(HotlineWorker):
     death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
-        pass
+        self.listening.set()
 
 
 def sweep_once(res: Resources) -> int:
@@ -96,9 +106,9 @@ def tick(res: Resources, workers: Sequence[SimpleWorker] = ()) -> None:
     periodic.run_all(res)
 
 
-def _loop(res: Resources, stop: threading.Event, workers: list[tuple[SimpleWorker, threading.Thread | None]]) -> None:
+def _loop(res: Resources, stop: threading.Event, workers: list[tuple[HotlineWorker, threading.Thread | None]]) -> None:
     while True:
-        live = [w for w, t in workers if t is None or t.is_alive()]
+        live = [w for w, t in workers if (t is None or t.is_alive()) and w.listening.is_set()]
         tick(res, live)
         if stop.wait(res.settings.worker_tick_seconds):
             return
@@ -125,6 +135,14 @@ def run_worker(res: Resources, *, burst: bool = False, queues: Sequence[str] | N
         _burst(res, main_queues, with_slow=slow is not None)
         return
     level = res.settings.log_level
+    if threading.current_thread() is threading.main_thread():
+        # Until RQ installs its own handlers (in work()), a stop request is kept for its loop to see;
+        # raising here could leave the scheduler's forked process behind.
+        def stop_soon(_signum: int, _frame: Any) -> None:
+            main._stop_requested = True
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, stop_soon)
     thread = None
     if slow is not None:
         thread = threading.Thread(target=slow.work, kwargs={"logging_level": level, "with_scheduler": False},
@@ -133,7 +151,7 @@ def run_worker(res: Resources, *, burst: bool = False, queues: Sequence[str] | N
     stop = threading.Event()
     loop = None
     if sweeper:
-        members: list[tuple[SimpleWorker, threading.Thread | None]] = [(main, None)]
+        members: list[tuple[HotlineWorker, threading.Thread | None]] = [(main, None)]
         if slow is not None:
             members.append((slow, thread))
         loop = threading.Thread(target=_loop, args=(res, stop, members), name="worker-loop", daemon=True)
@@ -143,10 +161,19 @@ def run_worker(res: Resources, *, burst: bool = False, queues: Sequence[str] | N
     finally:
         stop.set()
         _forget(redis, [w for w in (main, slow) if w is not None])
-        if slow is not None:
-            # A slow job still running is abandoned: its row's lease runs out and the sweeper of the
-            # next worker runs it again (jobs are idempotent).
-            slow.register_death()
+        if slow is not None and thread is not None:
+            _stop_thread_worker(slow, thread)
+
+
+def _stop_thread_worker(slow: ThreadWorker, thread: threading.Thread) -> None:
+    """Let a slow job under way finish (within its timeout), as RQ's warm shutdown does for the main
+    worker; an idle one is blocked in Redis and is simply deregistered. A job cut short anyway is
+    run again by the next worker's sweeper once its row's lease is over (jobs are idempotent)."""
+    slow._stop_requested = True
+    if slow.get_state() == WorkerStatus.BUSY:
+        thread.join(timeout=runner.LEASE.total_seconds())
+    if thread.is_alive():
+        slow.register_death()
 
 
 def _burst(res: Resources, main_queues: list[str], *, with_slow: bool) -> None:

@@ -42,7 +42,7 @@ def list_command(failed: bool, limit: int) -> None:
 @jobs_group.command("retry", help="Run a failed job again, with a fresh set of attempts.")
 @click.argument("job_id", type=int)
 def retry_command(job_id: int) -> None:
-    from hotline.background.admin import RetryRefused, retry_job
+    from hotline.background.admin import RetryQueued, RetryRefused, retry_job
     from hotline.cli import settings_or_exit
     from hotline.resources import Resources
 
@@ -51,6 +51,9 @@ def retry_command(job_id: int) -> None:
         job = retry_job(res, job_id)
     except RetryRefused as exc:
         raise click.ClickException(str(exc)) from None
+    except RetryQueued as exc:
+        click.echo(str(exc))
+        return
     finally:
         res.close()
     click.echo(f"job {job.id} ({job.kind}) queued again on {job.queue}")
