@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from rq import Retry
 from sqlalchemy.orm import Session
 
-from hotline.background.queues import FAST_QUEUES, QUEUES, SLOW_QUEUE
+from hotline.background.queues import QUEUES, SLOW_QUEUE
 from hotline.db import utcnow
 from hotline.models import Case, OutboxJob, OutboxStatus
 from hotline.resources import Resources
@@ -82,10 +82,12 @@ def spec_for(kind: str) -> JobSpec:
 
 def queue_for(kind: str, asked: str | None) -> str:
     """Slow kinds always go to the slow queue; others where asked (urgent for alerts), else their own."""
+    if asked is not None and asked not in QUEUES:
+        raise ValueError(f"unknown queue {asked!r} (queues: {', '.join(QUEUES)})")
     spec = spec_for(kind)
     if spec.queue == SLOW_QUEUE:
         return SLOW_QUEUE
-    return asked if asked in FAST_QUEUES else spec.queue
+    return asked or spec.queue
 
 
 _loaded = False

@@ -107,6 +107,10 @@ def tick(res: Resources, workers: Sequence[SimpleWorker] = ()) -> None:
 
 
 def _loop(res: Resources, stop: threading.Event, workers: list[tuple[HotlineWorker, threading.Thread | None]]) -> None:
+    deadline = time.monotonic() + 10
+    for w, _ in workers:  # the first beat as soon as the workers listen, not a tick later
+        while not w.listening.wait(0.1) and time.monotonic() < deadline and not stop.is_set():
+            pass
     while True:
         live = [w for w, t in workers if (t is None or t.is_alive()) and w.listening.is_set()]
         tick(res, live)
