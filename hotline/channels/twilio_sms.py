@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from hotline.channels import InboundMessage, OutboundMessage
+from hotline.channels import InboundMessage
 from hotline.telephony import twiml
+
+if TYPE_CHECKING:
+    from hotline.services.sendgate import Cleared
 
 
 def _clean(value: str) -> str:
@@ -24,9 +28,13 @@ class TwilioSms:
             # Present only with Advanced Opt-Out on a Messaging Service: Twilio already answered.
             answered_by_provider=bool(form.get("OptOutType")))
 
-    def answer(self, replies: Sequence[OutboundMessage], *, status_callback: str | None) -> str:
-        """TwiML with one `<Message>` per reply; an empty `<Response/>` sends nothing."""
+    def answer(self, replies: Sequence[Cleared], *, status_callback: str | None) -> str:
+        """TwiML with one `<Message>` per reply the send gate cleared; an empty `<Response/>` sends nothing."""
+        from hotline.services.sendgate import Cleared
+
         resp = twiml.MessagingResponse()
         for reply in replies:
+            if not isinstance(reply, Cleared):  # a reply that did not pass the opt-out check
+                raise TypeError("TwilioSms.answer sends only messages cleared by hotline.services.sendgate")
             resp.message(reply.body, status_callback=status_callback)
         return str(resp.to_xml())
