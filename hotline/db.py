@@ -60,7 +60,8 @@ class SchemaNotReady(RuntimeError):
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # hide_parameters (both engines): an error never prints bound values (numbers, bodies).
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(conn: Any, _record: Any) -> None:
@@ -74,7 +75,8 @@ def make_engine(url: str) -> Engine:
 
         return engine
     # pre_ping: a web process survives a PostgreSQL restart without being restarted itself.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800,
+                         hide_parameters=True)
 
 
 class Database:
