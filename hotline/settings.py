@@ -56,6 +56,7 @@ class Settings:
     oncall: tuple[OnCall, ...] = ()
     timezone: str = "Asia/Phnom_Penh"
     simulator_public: bool = True  # open in embedded mode; staff-only in production
+    trusted_proxies: int = 0  # X-Forwarded-* hops trusted (ProxyFix); 0: the socket's address is the client
     log_level: str = "INFO"
     # Legal aid: an urgent case unclaimed this long is marked overdue and the next on-call number texted.
     escalate_after_minutes: int = 15
@@ -296,6 +297,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     delete_remote = _bool(env, "RECORDINGS_DELETE_REMOTE", False, errors)
     recordings_dir = _read(env, "RECORDINGS_DIR")
     retention_days = _int(env, "RETENTION_DAYS", 0, 1, errors) if _read(env, "RETENTION_DAYS") else None
+    trusted_proxies = _int(env, "TRUSTED_PROXIES", 0, 0, errors)
 
     if errors:
         raise SettingsError("Settings are not valid:\n  - " + "\n  - ".join(errors))
@@ -326,6 +328,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recordings_delete_remote=delete_remote,
         recordings_dir=Path(recordings_dir).resolve() if recordings_dir else None,
         retention_days=retention_days,
+        trusted_proxies=trusted_proxies,
     )
 
 
