@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+SIMULATOR_MODES = ("off", "staff", "open")
+
 
 class SettingsError(Exception):
     """Raised with every problem found, one per line, so an operator fixes them in one go."""
@@ -55,7 +57,7 @@ class Settings:
     missed_call_numbers: frozenset[str] = frozenset()
     oncall: tuple[OnCall, ...] = ()
     timezone: str = "Asia/Phnom_Penh"
-    simulator_public: bool = True  # open in embedded mode; staff-only in production
+    simulator: str = "open"  # off | staff (admins, reserved numbers) | open (embedded, no REST only)
     trusted_proxies: int = 0  # X-Forwarded-* hops trusted (ProxyFix); 0: the socket's address is the client
     log_level: str = "INFO"
     # Legal aid: an urgent case unclaimed this long is marked overdue and the next on-call number texted.
@@ -74,6 +76,13 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def simulator_mode(self) -> str:
+        """`open` never stands where real texts and calls can go out (REST credentials, production)."""
+        if self.simulator == "open" and (self.production or self.twilio_rest_enabled):
+            return "staff"
+        return self.simulator if self.simulator in SIMULATOR_MODES else "off"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -281,9 +290,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             errors.append("RECORDING_KEY must be a Fernet key (32 url-safe base64 bytes); make one with "
                           "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`")
 
-    simulator = (_read(env, "HOTLINE_SIMULATOR") or ("staff" if production else "open")).lower()
-    if simulator not in ("open", "staff"):
-        errors.append(f"HOTLINE_SIMULATOR={simulator!r} must be 'open' or 'staff'")
+    # The simulator signs webhooks with the real auth token: off wherever real texts can go out.
+    simulator = (_read(env, "HOTLINE_SIMULATOR") or ("off" if production or rest_enabled else "open")).lower()
+    if simulator not in SIMULATOR_MODES:
+        errors.append(f"HOTLINE_SIMULATOR={simulator!r} must be 'off', 'staff' or 'open'")
+    elif simulator == "open" and (production or rest_enabled):
+        errors.append("HOTLINE_SIMULATOR=open is only allowed in embedded mode without Twilio REST credentials; "
+                      "use 'staff' (admins, simulator numbers only) or 'off'")
 
     # Legal aid and callbacks (see README "Legal aid pipeline").
     escalate_after = _int(env, "ESCALATE_AFTER_MINUTES", 15, 1, errors)
@@ -319,7 +332,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         missed_call_numbers=missed,
         oncall=oncall,
         timezone=tz,
-        simulator_public=simulator == "open",
+        simulator=simulator,
         log_level=(_read(env, "HOTLINE_LOG_LEVEL") or "INFO").upper(),
         escalate_after_minutes=escalate_after,
         calling_hours=calling_hours,

@@ -117,16 +117,25 @@ def _guard() -> WerkzeugResponse | None:
     if not request.endpoint:
         return None  # a 404 stays a 404
     if request.blueprint == "staff" and request.endpoint not in PUBLIC_ENDPOINTS:
-        if not current_user.is_authenticated:
-            return login_manager.unauthorized()  # type: ignore[no-any-return]
-        if _session_expired():
-            logout_user()
-            cookie.clear()
-            flash(t("session_expired", _lang()), "info")
-            return redirect(url_for("staff.login", next=request.full_path if request.method == "GET" else None))
-        cookie["staff_seen"] = utcnow().timestamp()
+        refused = console_session()
+        if refused is not None:
+            return refused
     if current_app.config.get("WTF_CSRF_ENABLED", True) and not _twilio_view():
         csrf.protect()
+    return None
+
+
+def console_session() -> WerkzeugResponse | None:
+    """A logged-in staff member within the idle and absolute timeouts (the console's and the
+    simulator's rule), else the answer that sends the browser to the login page."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()  # type: ignore[no-any-return]
+    if _session_expired():
+        logout_user()
+        cookie.clear()
+        flash(t("session_expired", _lang()), "info")
+        return redirect(url_for("staff.login", next=request.full_path if request.method == "GET" else None))
+    cookie["staff_seen"] = utcnow().timestamp()
     return None
 
 
