@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True, *
         SECRET_KEY=settings.secret_key,
         HOTLINE=settings,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # Twilio bodies are small; a huge POST is not Twilio
+        MAX_FORM_PARTS=1000,  # a 5,000-part multipart is 413 (Twilio sends a few dozen fields)
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),

@@ -87,6 +87,16 @@ def test_stop_over_the_rate_limit_still_counts_and_start_too(twilio, db) -> None
     assert reply_of(resp) is None and opted_out(db) is None  # lifted, though not answered (limit)
 
 
+@pytest.mark.parametrize("body", ["ARRET", "STOP"])
+def test_twilio_advanced_opt_out_with_its_own_keyword_is_recorded(twilio, db, body: str) -> None:
+    # A Messaging Service's custom opt-out word that our keyword lists do not hold.
+    resp = twilio.post("/twilio/sms", twilio.sms_params(body, from_=KH_PHONE, OptOutType="STOP"))
+    assert resp.status_code == 200 and reply_of(resp) is None  # Twilio answered it already
+    assert opted_out(db) is not None
+    resp = twilio.post("/twilio/sms", twilio.sms_params("REPRENDRE", from_=KH_PHONE, OptOutType="START"))
+    assert reply_of(resp) is None and opted_out(db) is None
+
+
 def test_a_delivery_callback_with_21610_records_the_opt_out(twilio, db) -> None:
     resp, inbound_sid = send(twilio, "HELP")
     assert reply_of(resp) is not None

@@ -28,6 +28,7 @@ class InboundMessage:
     sender: str  # E.164 for phone channels, else a channel address such as "tg:12345"
     body: str
     answered_by_provider: bool = False  # the provider already replied (e.g. Twilio Advanced Opt-Out)
+    provider_opt: str | None = None  # "stop" / "start" when the provider itself read an opt-out keyword
 
 
 @dataclass(frozen=True)

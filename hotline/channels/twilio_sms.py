@@ -26,7 +26,9 @@ class TwilioSms:
             sid=_clean(form.get("MessageSid") or form.get("SmsMessageSid") or "")[:64] or None,
             sender=_clean(form.get("From") or "").strip()[:20], body=form.get("Body") or "",
             # Present only with Advanced Opt-Out on a Messaging Service: Twilio already answered.
-            answered_by_provider=bool(form.get("OptOutType")))
+            answered_by_provider=bool(form.get("OptOutType")),
+            # Twilio's own keyword lists may hold words ours do not (a custom opt-out word).
+            provider_opt=(form.get("OptOutType") or "").lower() or None)
 
     def answer(self, replies: Sequence[Cleared], *, status_callback: str | None) -> str:
         """TwiML with one `<Message>` per reply the send gate cleared; an empty `<Response/>` sends nothing."""

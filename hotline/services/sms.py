@@ -118,7 +118,7 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
     before = (caller.language, caller.opted_out_at)
     # STOP and START first, whatever else applies (rate limit, a flow, an open case): an opt-out
     # must never be swallowed. The send gate below decides on the changed row.
-    _opt(caller, match, now)
+    _opt(caller, match, now, msg.provider_opt)
     limited = recent >= keywords.rate_limit[0]
     language = keywords.reply_language(body, caller.language)
     if caller.language is None and script_of(body) in keywords.languages:
@@ -213,12 +213,13 @@ def _act(session: Session, caller: Caller, msg: InboundMessage, match: Match, la
     return _REPLY_FOR[match.intent], language, None
 
 
-def _opt(caller: Caller, match: Match, now: datetime) -> None:
-    """STOP sets the opt-out (keeping the first time), START clears it. Twilio's own opt-out also
-    blocks sends after STOP (21610); every text we send passes `hotline.services.sendgate`."""
-    if match.intent == Intent.STOP:
+def _opt(caller: Caller, match: Match, now: datetime, provider_opt: str | None = None) -> None:
+    """STOP sets the opt-out (keeping the first time), START clears it; so does the provider's own
+    reading of the message (Twilio's OptOutType). Twilio's opt-out also blocks sends after STOP
+    (21610); every text we send passes `hotline.services.sendgate`."""
+    if match.intent == Intent.STOP or provider_opt == "stop":
         caller.opted_out_at = caller.opted_out_at or now
-    elif match.intent == Intent.START:
+    elif match.intent == Intent.START or provider_opt == "start":
         caller.opted_out_at = None
 
 
