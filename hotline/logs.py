@@ -32,8 +32,10 @@ LIBRARY_LOGGERS = ("gunicorn.error", "gunicorn.access", "werkzeug")
 
 def scrub(text: str) -> str:
     """Mask phone numbers and drop the database's echo of row values."""
-    text = _ROW_ECHO.sub(r"\1(values hidden)", text)
-    text = _KEY_ECHO.sub(r"\1=(value hidden)", text)
+    if "Failing row contains " in text:  # the cheap test first: this runs on every log line
+        text = _ROW_ECHO.sub(r"\1(values hidden)", text)
+    if "Key (" in text:
+        text = _KEY_ECHO.sub(r"\1=(value hidden)", text)
     return mask_all(text)
 
 
@@ -50,7 +52,10 @@ class MaskingFormatter(logging.Formatter):
         return scrub(super().formatStack(stack_info))
 
     def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
+        text = super().format(record)
+        # A record made after setup_logging was masked whole when it was made (message, traceback,
+        # stack): masking the line again would only double the cost of every request's log line.
+        return text if getattr(record, "_hotline_masked", False) else scrub(text)
 
 
 class MaskingFilter(logging.Filter):
