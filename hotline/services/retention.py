@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from hotline.background.periodic import every
 from hotline.db import utcnow
 from hotline.models import (
     Call,
@@ -39,7 +40,6 @@ from hotline.models import (
     Recording,
 )
 from hotline.resources import Resources
-from hotline.services.periodic import every
 from hotline.settings import Settings
 from hotline.telephony.transport import SendError
 
