@@ -48,6 +48,7 @@ NODE_FIELDS = {
     "resume": {"prompt", "keys"},
     "hangup": {"prompt"},
 }
+INHERITED = ("timeout", "no_input", "wrong_key")  # node fields `defaults` may set
 TOP_FIELDS = {"languages", "default_language", "start", "main", "global_keys", "office_hours", "resume",
               "common_prompts", "defaults", "nodes"}
 
@@ -220,7 +221,7 @@ class _Builder:
                 self.err(None, name, f"unknown target {value!r}")
         global_keys = self._global_keys(m.get("global_keys"))
         self.global_keys = global_keys
-        defaults = m.get("defaults") or {}
+        defaults = self._defaults(m.get("defaults"))
         parsed = {str(nid): self._node(str(nid), spec, defaults) for nid, spec in raw_nodes.items()}
         nodes = {k: v for k, v in parsed.items() if v is not None}
         common = self._common(m.get("common_prompts"))
@@ -303,6 +304,27 @@ class _Builder:
             return None
         return Exhaust(retries, route) if route else None
 
+    def _defaults(self, raw: Any) -> dict[str, Any]:
+        """Check `defaults` once, so a bad default is one problem rather than one per node using it;
+        nodes that inherit a bad default then skip that field (`bad_defaults`)."""
+        self.bad_defaults: set[str] = set()
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.err(None, "defaults", "must be a mapping such as {timeout: 5, no_input: {retries: 2, then: node}}")
+            return {}
+        for key in INHERITED:
+            if key not in raw:
+                continue
+            before = len(self.problems)
+            if key == "timeout":
+                self._int(None, "defaults.timeout", raw[key], 1, 30)
+            else:
+                self._exhaust(None, f"defaults.{key}", raw[key])
+            if len(self.problems) > before:
+                self.bad_defaults.add(key)
+        return raw
+
     def _node(self, nid: str, spec: Any, defaults: dict[str, Any]) -> Node | None:
         if not isinstance(spec, dict):
             self.err(nid, None, "must be a mapping with at least `type`")
@@ -316,13 +338,15 @@ class _Builder:
         unknown = set(spec) - allowed
         if unknown:
             self.err(nid, ", ".join(sorted(map(str, unknown))), f"unknown field(s) for a {ntype} node")
-        merged = {**{k: v for k, v in defaults.items() if k in ("timeout", "no_input", "wrong_key")}, **spec}
+        merged = {**{k: v for k, v in defaults.items() if k in INHERITED}, **spec}
+        # Inherited from a default already reported as bad: say nothing more here.
+        bad = {k for k in self.bad_defaults if k not in spec}
         kw: dict[str, Any] = {"id": nid, "type": ntype}
-        kw["timeout"] = self._int(nid, "timeout", merged.get("timeout", 5), 1, 30)
+        kw["timeout"] = 5 if "timeout" in bad else self._int(nid, "timeout", merged.get("timeout", 5), 1, 30)
         kw["globals"] = bool(merged.get("globals", True))
         if ntype != "hangup":
-            kw["no_input"] = self._exhaust(nid, "no_input", merged.get("no_input"))
-            kw["wrong_key"] = self._exhaust(nid, "wrong_key", merged.get("wrong_key"))
+            for key in ("no_input", "wrong_key"):
+                kw[key] = None if key in bad else self._exhaust(nid, key, merged.get(key))
         if ntype in ("menu", "resume", "hangup"):
             kw["prompt"] = self._prompt_ref(nid, "prompt", spec.get("prompt"))
         kw["all_languages"] = bool(spec.get("all_languages", False))
