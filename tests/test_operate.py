@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -599,3 +600,97 @@ def test_a_redis_server_left_behind_is_replaced_not_reused(tmp_path) -> None:
 
 
 # -- Docker files ---------------------------------------------------------------------------------
+# No Docker daemon runs where the suite runs (CI included), so the image is not built and the stack
+# is not started here (the README says so). These tests read the files as `docker compose config`
+# would and check what an operator relies on.
+
+
+def compose() -> dict:
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))  # resolves `<<: *app`
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_compose_has_the_whole_stack_with_restart_policies_and_healthchecks() -> None:
+    services = compose()["services"]
+    assert set(services) == {"caddy", "db", "redis", "migrate", "web", "worker"}
+    for name, svc in services.items():
+        if name == "migrate":  # one-shot: explicit "no", and explicitly nothing to probe
+            assert svc["restart"] == "no" and svc["healthcheck"] == {"disable": True}
+            continue
+        assert svc["restart"] == "unless-stopped", name
+        check = svc["healthcheck"]
+        assert check["test"][0] == "CMD" and check["retries"] >= 3, name
+    assert services["web"]["healthcheck"]["test"][-1].count("http://127.0.0.1:8000/healthz") == 1
+    assert services["worker"]["healthcheck"]["test"] == ["CMD", "hotline", "worker", "--check"]
+    assert services["db"]["healthcheck"]["test"][1] == "pg_isready"
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    for name in ("web", "worker", "migrate"):
+        assert services[name]["depends_on"]["db"] == {"condition": "service_healthy"}
+        assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert services["web"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def test_only_caddy_is_published_and_it_proxies_https_to_web() -> None:
+    services = compose()["services"]
+    published = {name for name, svc in services.items() if svc.get("ports")}
+    assert published == {"caddy"}
+    assert {"80:80", "443:443"} <= set(services["caddy"]["ports"])
+    assert "./Caddyfile:/etc/caddy/Caddyfile:ro" in services["caddy"]["volumes"]
+    assert any(v.startswith("caddy_data:") for v in services["caddy"]["volumes"])  # certificates survive
+    caddyfile = (ROOT / "Caddyfile").read_text(encoding="utf-8")
+    sites = [line for line in caddyfile.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert sites[0] == "{$HOTLINE_DOMAIN} {" and "\treverse_proxy web:8000" in sites
+    assert services["web"]["expose"] == ["8000"]
+
+
+def test_app_services_trust_one_proxy_and_call_twilio_back_over_https() -> None:
+    services = compose()["services"]
+    for name in ("web", "worker", "migrate"):
+        env = services[name]["environment"]
+        assert env["HOTLINE_ENV"] == "production"
+        assert env["TRUSTED_PROXIES"] == "1"
+        assert env["PUBLIC_BASE_URL"].startswith("https://${HOTLINE_DOMAIN:?")
+        assert env["DATABASE_URL"].startswith("postgresql://")
+        assert env["HOTLINE_ONCALL"] == "${HOTLINE_ONCALL:-}"  # no made-up numbers by default
+        assert env["HOTLINE_NUMBER"].startswith("${HOTLINE_NUMBER:?")
+    assert services["web"]["command"][0] == "gunicorn" and "hotline:create_app()" in services["web"]["command"]
+
+
+def test_env_example_holds_no_number_that_could_receive_a_message() -> None:
+    values = {}
+    for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    assert re.search(r"\d{6,}", "".join(values.values())) is None, values
+    assert values["HOTLINE_ONCALL"] == "" and values["HOTLINE_NUMBER"] == ""
+    assert values["HOTLINE_DOMAIN"].endswith(".example.org")  # RFC 2606: reserved for examples
+    compose_vars = set(re.findall(r"\$\{(\w+)", (ROOT / "docker-compose.yml").read_text(encoding="utf-8")))
+    assert compose_vars <= set(values), compose_vars - set(values)
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".git", ".venv", "instance", ".env", "test-artifacts", ".pytest_cache", ".mypy_cache",
+            "**/__pycache__"} <= ignored
+    copied = re.findall(r"^COPY (\S+)", (ROOT / "Dockerfile").read_text(), flags=re.M)
+    assert copied and not set(copied) & ignored
+
+
+def test_worker_check_reports_a_live_worker_on_this_host_only(settings, tmp_path) -> None:
+    from redis import Redis
+    from rq import Worker
+
+    env = cli_env(settings, tmp_path)
+    result = CliRunner().invoke(cli, ["worker", "--check"], env=env)
+    assert result.exit_code == 1 and "no live worker on" in result.output
+    worker = Worker(["urgent"], connection=Redis.from_url(settings.redis_url))
+    worker.register_birth()
+    try:
+        result = CliRunner().invoke(cli, ["worker", "--check"], env=env)
+        assert result.exit_code == 0, result.output
+        assert f"1 worker(s) alive on {socket.gethostname()}" in result.output
+    finally:
+        worker.register_death()
