@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -694,3 +695,20 @@ def test_worker_check_reports_a_live_worker_on_this_host_only(settings, tmp_path
         assert f"1 worker(s) alive on {socket.gethostname()}" in result.output
     finally:
         worker.register_death()
+
+
+def test_web_healthcheck_command_agrees_with_healthz(live_server) -> None:
+    """The compose healthcheck, run as Docker runs it, against the real app on a local port."""
+    command = compose()["services"]["web"]["healthcheck"]["test"]
+    assert command[:3] == ["CMD", "python", "-c"]
+    code = command[3].replace("http://127.0.0.1:8000", live_server.url)
+    assert code != command[3]
+    try:
+        with urllib.request.urlopen(live_server.url + "/healthz", timeout=5) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60).returncode == (
+        0 if status == 200 else 1)
+    dead = command[3].replace("127.0.0.1:8000", f"127.0.0.1:{free_port()}")
+    assert subprocess.run([sys.executable, "-c", dead], capture_output=True, timeout=60).returncode != 0
