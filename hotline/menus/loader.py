@@ -267,7 +267,7 @@ class _Builder:
         self.used_prompts.add(pid)
         return pid
 
-    def _route(self, node: str, field: str, raw: Any) -> Route | None:
+    def _route(self, node: str | None, field: str, raw: Any) -> Route | None:
         if isinstance(raw, dict):
             target, language = raw.get("goto"), raw.get("language")
             unknown = set(raw) - {"goto", "language"}
@@ -284,13 +284,13 @@ class _Builder:
             return None
         return Route(target, str(language) if language is not None else None)
 
-    def _int(self, node: str, field: str, value: Any, lo: int, hi: int) -> int:
+    def _int(self, node: str | None, field: str, value: Any, lo: int, hi: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             self.err(node, field, f"must be a whole number from {lo} to {hi}, not {value!r}")
             return lo
         return value
 
-    def _exhaust(self, node: str, field: str, raw: Any) -> Exhaust | None:
+    def _exhaust(self, node: str | None, field: str, raw: Any) -> Exhaust | None:
         if not isinstance(raw, dict):
             self.err(node, field, "missing: {retries: N, then: node} (set it here or under defaults)")
             return None
