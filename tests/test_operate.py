@@ -8,6 +8,7 @@ environment holds that folder, so "nothing left behind" is checked across the wh
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -486,7 +487,6 @@ def healthz(port: int) -> int:
         return int(resp.status)
 
 
-@pytest.mark.xdist_group("hotline-run")
 def test_run_stops_every_child_when_its_terminal_closes(tmp_path, run_factory) -> None:
     """SIGHUP: gunicorn alone would take it as "reload" and keep serving; SIGINT and SIGTERM take
     the same path in the supervisor."""
@@ -504,7 +504,6 @@ def test_run_stops_every_child_when_its_terminal_closes(tmp_path, run_factory) -
     assert not (run.instance / "redis.sock").exists()
 
 
-@pytest.mark.xdist_group("hotline-run")
 def test_run_stops_everything_when_a_child_dies(tmp_path, run_factory) -> None:
     run = run_factory(tmp_path, free_port())
     run.wait_for("Simulator:")
@@ -517,7 +516,15 @@ def test_run_stops_everything_when_a_child_dies(tmp_path, run_factory) -> None:
     assert wait_gone(run.instance) == [], run.output
 
 
-@pytest.mark.xdist_group("hotline-run")
+def test_children_stop_even_when_the_supervisor_is_killed_outright(tmp_path, run_factory) -> None:
+    """SIGKILL cannot be caught: the kernel sends each child SIGTERM (PR_SET_PDEATHSIG) instead."""
+    run = run_factory(tmp_path, free_port())
+    run.wait_for("Simulator:")
+    run.proc.kill()
+    run.finish()
+    assert wait_gone(run.instance) == [], run.output
+
+
 def test_run_with_an_unreachable_database_leaves_no_redis_behind(tmp_path, run_factory) -> None:
     run = run_factory(tmp_path, free_port(), DATABASE_URL=dead_postgres_url())
     assert run.finish(timeout=120) == 1
@@ -527,7 +534,6 @@ def test_run_with_an_unreachable_database_leaves_no_redis_behind(tmp_path, run_f
     assert wait_gone(run.instance) == []
 
 
-@pytest.mark.xdist_group("hotline-run")
 def test_run_refuses_a_busy_port_in_one_line(tmp_path, run_factory) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -712,3 +718,20 @@ def test_web_healthcheck_command_agrees_with_healthz(live_server) -> None:
         0 if status == 200 else 1)
     dead = command[3].replace("127.0.0.1:8000", f"127.0.0.1:{free_port()}")
     assert subprocess.run([sys.executable, "-c", dead], capture_output=True, timeout=60).returncode != 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_first_run_on_a_terminal_asks_for_the_alert_phone_until_it_is_one(settings, db, monkeypatch,
+                                                                          capsys) -> None:
+    monkeypatch.setattr(sys, "stdin", _Terminal("not a phone\n012 345 678\n"))
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    assert _ensure_first_admin(settings.with_(oncall=())) is not None
+    out = capsys.readouterr().out
+    assert "That is not a phone number" in out and "on call for KH, TH: +85512345678" in out
+    db.expire_all()
+    assert {(e.country, e.phone, e.name) for e in db.scalars(sa.select(OnCallEntry))} == {
+        ("KH", "+85512345678", "First admin"), ("TH", "+85512345678", "First admin")}
