@@ -57,14 +57,22 @@ def db_upgrade() -> None:
     click.echo("database is up to date")
 
 
-@cli.command(help="Run the RQ worker and the outbox sweeper.")
+@cli.command(help="Run the RQ workers (urgent, default, low; slow in a thread of its own), the outbox "
+                  "sweeper and the periodic duties.")
 @click.option("--burst", is_flag=True, help="Run the jobs waiting now, then exit.")
+@click.option("--queues", default=None, metavar="urgent,default,low,slow",
+              help="One worker on just these queues, to scale them apart (default: all, slow in its own thread).")
 @click.option("--check", is_flag=True, help="Exit 0 if a worker on this host is alive (a container healthcheck).")
-def worker(burst: bool, check: bool) -> None:
+def worker(burst: bool, queues: str | None, check: bool) -> None:
+    from hotline.background.queues import QUEUES
+    from hotline.background.worker import run_worker
     from hotline.logs import setup_logging
     from hotline.resources import Resources
-    from hotline.worker import run_worker
 
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    unknown = [q for q in names or () if q not in QUEUES]
+    if unknown or names == []:
+        raise click.BadParameter(f"queues are {', '.join(QUEUES)}", param_hint="--queues")
     s = settings_or_exit()
     with friendly_errors():
         res = Resources(s)
@@ -73,7 +81,7 @@ def worker(burst: bool, check: bool) -> None:
             return
         setup_logging(s.log_level)
         _preflight_worker(res)
-    run_worker(res, burst=burst)
+    run_worker(res, burst=burst, queues=names)
 
 
 def _preflight_worker(res: Any) -> None:
@@ -88,12 +96,17 @@ def _preflight_worker(res: Any) -> None:
 
 
 def _check_worker(res: Any) -> None:
+    """A worker of this host (container) whose loop beat recently (hotline.background.admin)."""
     import socket
 
     from rq import Worker
 
+    from hotline.background.admin import live_workers
+
     here = socket.gethostname()
-    alive = [w for w in Worker.all(connection=res.redis()) if w.hostname == here]
+    redis = res.redis()
+    live = live_workers(redis)
+    alive = [w for w in Worker.all(connection=redis) if w.hostname == here and w.name in live]
     if not alive:
         raise click.ClickException(f"no live worker on {here}")
     click.echo(f"{len(alive)} worker(s) alive on {here}")

@@ -690,12 +690,18 @@ def test_worker_check_reports_a_live_worker_on_this_host_only(settings, tmp_path
     from redis import Redis
     from rq import Worker
 
+    from hotline.background.worker import beat
+
     env = cli_env(settings, tmp_path)
     result = CliRunner().invoke(cli, ["worker", "--check"], env=env)
     assert result.exit_code == 1 and "no live worker on" in result.output
-    worker = Worker(["urgent"], connection=Redis.from_url(settings.redis_url))
+    redis = Redis.from_url(settings.redis_url)
+    worker = Worker(["urgent"], connection=redis)
     worker.register_birth()
     try:
+        result = CliRunner().invoke(cli, ["worker", "--check"], env=env)
+        assert result.exit_code == 1, result.output  # registered, but its loop never beat
+        beat(redis, [worker], 60)
         result = CliRunner().invoke(cli, ["worker", "--check"], env=env)
         assert result.exit_code == 0, result.output
         assert f"1 worker(s) alive on {socket.gethostname()}" in result.output

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from hotline import outbox
+from hotline.background import outbox
 from hotline.models import Case, CasePriority, CaseStatus, OnCallEntry, OutboxJob, OutboxStatus
 from hotline.phones import HOME_REGIONS, known_country
 from hotline.services.intake import NOTIFY_JOB
