@@ -1,7 +1,8 @@
-# One image, three processes:
-#   web:     gunicorn --bind 0.0.0.0:8000 --workers 4 'hotline:create_app()'
-#   worker:  hotline worker
+# One image, three processes (docker-compose.yml runs them, behind Caddy for HTTPS):
+#   web:     gunicorn --bind 0.0.0.0:8000 --workers 4 --threads 4 --no-control-socket 'hotline:create_app()'
+#   worker:  hotline worker                (healthcheck: hotline worker --check)
 #   migrate: hotline db upgrade
+# .dockerignore keeps instance/ (secrets, database), .env, .venv and .git out of the build context.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOTLINE_ENV=production HOTLINE_INSTANCE=/data
 WORKDIR /app
@@ -18,4 +19,5 @@ RUN pip install --no-cache-dir --no-deps -e . && useradd --system --home /data h
     && chown hotline /data
 USER hotline
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "hotline:create_app()"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "--no-control-socket", \
+     "hotline:create_app()"]

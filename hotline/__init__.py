@@ -13,14 +13,24 @@ from hotline.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None, *, check_schema: bool = True, **overrides: Any) -> Flask:
-    """Build the app; refuses to start on an un-migrated database or an invalid IVR script."""
+    """Build the app; refuses to start on an un-migrated database or an invalid IVR script.
+
+    Ordinary mistakes (settings, script, database, folders) raise a StartupError whose message names
+    the problem and the fix; under gunicorn that message is all that is printed.
+    """
+    from hotline.startup import startup_errors
+
+    with startup_errors():
+        return _build_app(settings or load_settings(), check_schema, overrides)
+
+
+def _build_app(settings: Settings, check_schema: bool, overrides: dict[str, Any]) -> Flask:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from hotline import db as dbmod
     from hotline.logs import setup_logging
     from hotline.resources import Resources
 
-    settings = settings or load_settings()
     setup_logging(settings.log_level)
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.update(
@@ -48,4 +58,14 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True, *
     from hotline.web import register_blueprints
 
     register_blueprints(app)
+    if check_schema and app.config.get("ONCALL_WARNING", True):
+        _warn_if_nobody_on_call(resources)
     return app
+
+
+def _warn_if_nobody_on_call(resources: Any) -> None:
+    """Once per process, at start: urgent-case alerts that would reach no one are worth a warning."""
+    from hotline.services import oncall
+
+    with resources.db.Session() as session:
+        oncall.log_warning(session, resources.settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -38,6 +39,19 @@ def _alive(sock: Path) -> bool:
         return False
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 class EmbeddedRedis:
     """Start (or reuse) the instance folder's redis-server. `stop()` stops only one we started."""
 
@@ -50,11 +64,16 @@ class EmbeddedRedis:
     def url(self) -> str:
         return embedded_redis_url(self.instance)
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+    def start(self, timeout: float = 10.0, *, take_over: bool = False) -> "EmbeddedRedis":
+        """Start redis-server on the folder's socket. A server already answering there is reused,
+        or, with `take_over` (the caller holds the folder's run lock, so no live `hotline run` owns
+        it: an earlier run left it behind), stopped and replaced by one this object owns."""
         self.instance.mkdir(parents=True, exist_ok=True)
         if _alive(self.sock):
-            log.info("embedded redis already running at %s", self.sock)
-            return self
+            if not take_over:
+                log.info("embedded redis already running at %s", self.sock)
+                return self
+            self._stop_leftover(timeout)
         if self.sock.exists():
             self.sock.unlink()
         # Unix socket only (port 0): nothing on the network can reach it. Snapshot and AOF keep
@@ -63,7 +82,10 @@ class EmbeddedRedis:
                 "--dir", str(self.instance), "--dbfilename", "redis.rdb", "--save", "60 1",
                 "--appendonly", "yes", "--appendfilename", "redis.aof",
                 "--logfile", str(self.instance / "redis.log"), "--daemonize", "no"]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        from hotline.supervise import spawn
+
+        # Its own session, and SIGTERM from the kernel if whoever started it dies (see supervise).
+        self.proc = spawn(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if _alive(self.sock):
@@ -74,6 +96,23 @@ class EmbeddedRedis:
         log_tail = (self.instance / "redis.log").read_text(errors="replace")[-2000:] \
             if (self.instance / "redis.log").exists() else ""
         raise RuntimeError(f"embedded redis-server did not start; its log says:\n{log_tail}")
+
+    def _stop_leftover(self, timeout: float) -> None:
+        client = Redis(unix_socket_path=str(self.sock), socket_connect_timeout=0.5, socket_timeout=2)
+        try:
+            pid = int(client.info("server")["process_id"])
+        except (RedisError, OSError, KeyError, ValueError):
+            return
+        finally:
+            client.close()
+        log.warning("stopping the redis-server an earlier run left behind (pid %d)", pid)
+        try:
+            os.kill(pid, signal.SIGTERM)  # it saves its data, then exits
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.proc is None:

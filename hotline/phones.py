@@ -10,6 +10,11 @@ import phonenumbers
 HOME_REGIONS = ("KH", "TH")
 
 
+def known_country(code: str | None) -> bool:
+    """An ISO 3166 two-letter code that has phone numbers ("KH", "TH"; not "XX" or "ZZ")."""
+    return bool(code) and len(code or "") == 2 and (code or "").upper() in phonenumbers.SUPPORTED_REGIONS
+
+
 def country_of(e164: str | None) -> str | None:
     """ISO country of an E.164 number ("KH", "TH", ...), or None if it is not a number."""
     if not e164:

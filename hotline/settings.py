@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+from hotline.phones import known_country
+
 SIMULATOR_MODES = ("off", "staff", "open")
 
 
@@ -126,32 +128,61 @@ def _read(env: Mapping[str, str], name: str) -> str | None:
         return env[name]
     path = env.get(f"{name}_FILE")
     if path:
-        return Path(path).read_text(encoding="utf-8").strip()
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a text file"
+            raise SettingsError(f"Settings are not valid:\n  - {name}_FILE={path!r} cannot be read ({reason})") \
+                from None
     return None
 
 
 def parse_oncall(raw: str) -> tuple[OnCall, ...]:
     """Parse `+66812345678,+85512345678` or `TH:+66812345678,KH:+85512345678`.
 
-    Without a prefix, a number serves the country it belongs to.
+    Without a prefix, a number serves the country it belongs to. Raises ValueError naming every bad
+    entry, one per line.
     """
+    entries, problems = _oncall_entries(raw)
+    if problems:
+        raise ValueError("\n".join(problems))
+    return entries
+
+
+def _oncall_entries(raw: str) -> tuple[tuple[OnCall, ...], list[str]]:
     out: list[OnCall] = []
-    for item in (p.strip() for p in raw.split(",")):
-        if not item:
+    problems: list[str] = []
+    for entry in (p.strip() for p in raw.split(",")):
+        if not entry:
             continue
-        country = None
-        if ":" in item:
-            country, item = (s.strip() for s in item.split(":", 1))
+        country, number = None, entry
+        if ":" in entry:
+            country, number = (part.strip() for part in entry.split(":", 1))
             country = country.upper()
-        try:
-            num = phonenumbers.parse(item, None)
-        except phonenumbers.NumberParseException as exc:
-            raise ValueError(f"{item!r} is not an E.164 number (+ and country code): {exc}") from None
-        if not phonenumbers.is_valid_number(num):
-            raise ValueError(f"{item!r} is not a valid phone number")
-        region = phonenumbers.region_code_for_number(num) or "ZZ"
-        out.append(OnCall(country or region, phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)))
-    return tuple(out)
+            if not known_country(country):
+                problems.append(f"{entry!r}: {country!r} is not a country code (use two letters, such as KH or TH)")
+                continue
+        e164 = _e164(number)
+        if e164 is None:
+            problems.append(f"{entry!r} is not a phone number: write it with + and the country code, "
+                            "like +66812345678")
+            continue
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or "ZZ"
+        out.append(OnCall(country or region, e164))
+    return tuple(out), problems
+
+
+def _e164(number: str) -> str | None:
+    """`+66 81 234 5678` -> `+66812345678`; None unless it is a valid number written with +."""
+    if not number.startswith("+"):
+        return None
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def parse_calling_hours(raw: str) -> tuple[time, time]:
@@ -212,7 +243,8 @@ def _instance_secrets(instance: Path) -> dict[str, str]:
 def _check_url(name: str, value: str, schemes: tuple[str, ...], errors: list[str]) -> None:
     parsed = urlparse(value)
     if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
-        errors.append(f"{name}={value!r} must be a URL starting with one of {', '.join(s + '://' for s in schemes)}")
+        errors.append(f"{name}={_hide_password(value)!r} must be a URL starting with one of "
+                      f"{', '.join(s + '://' for s in schemes)}")
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -227,7 +259,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     generated: dict[str, str] = {}
     if not production:
-        generated = _instance_secrets(instance)
+        try:
+            generated = _instance_secrets(instance)
+        except OSError as exc:
+            raise SettingsError(
+                f"Settings are not valid:\n  - HOTLINE_INSTANCE={str(instance)!r}: cannot use this folder "
+                f"({exc.strerror or exc}). Point HOTLINE_INSTANCE at a folder this user can write "
+                "(it holds the database, Redis and the generated secrets).") from None
 
     def need(name: str) -> str:
         value = _read(env, name)
@@ -244,7 +282,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             errors.append("DATABASE_URL is required when HOTLINE_ENV=production (a postgresql:// URL)")
         database_url = f"sqlite:///{instance / 'hotline.db'}"
     database_url = normalise_database_url(database_url)
-    _check_url("DATABASE_URL", database_url, ("sqlite", "postgresql+psycopg"), errors)
+    if urlparse(database_url).scheme not in ("sqlite", "postgresql+psycopg"):
+        errors.append(f"DATABASE_URL={_hide_password(database_url)!r} must start with postgresql:// "
+                      "(or postgres://), e.g. postgresql://user:password@host:5432/hotline, "
+                      "or be sqlite:///path/to/file.db")
 
     redis_url = _read(env, "REDIS_URL")
     if redis_url is None and production:
@@ -272,11 +313,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if audio_base:
         _check_url("AUDIO_BASE_URL", audio_base, ("http", "https"), errors)
 
-    try:
-        oncall = parse_oncall(_read(env, "HOTLINE_ONCALL") or "")
-    except ValueError as exc:
-        errors.append(f"HOTLINE_ONCALL: {exc}")
-        oncall = ()
+    oncall, oncall_problems = _oncall_entries(_read(env, "HOTLINE_ONCALL") or "")
+    errors.extend(f"HOTLINE_ONCALL: {problem}" for problem in oncall_problems)
 
     hotline_number = _read(env, "HOTLINE_NUMBER") or "+85523000000"
     missed = frozenset(n.strip() for n in (_read(env, "HOTLINE_MISSED_CALL_NUMBERS") or "").split(",") if n.strip())
@@ -380,7 +418,15 @@ def _keys_beside_data(env: Mapping[str, str], instance: Path) -> list[str]:
 
 def normalise_database_url(url: str) -> str:
     """Accept the postgres:// and postgresql:// forms hosting providers hand out; use psycopg 3."""
-    for prefix in ("postgres://", "postgresql://"):
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _hide_password(url: str) -> str:
+    """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`: a settings error is printed and logged."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@", 1)
     return url

@@ -21,6 +21,7 @@ from hotline.models import AuditEvent, Call, Message, OutboxJob, OutboxStatus, S
 from hotline.phones import mask, mask_all, to_e164
 from hotline.resources import Resources, resources_of
 from hotline.settings import SettingsError, load_settings
+from hotline.startup import StartupError
 from hotline.telephony.transport import LocalTransport, SendError, TwilioTransport
 from tests.conftest import PUBLIC, new_call_sid, run_worker_burst
 
@@ -150,8 +151,9 @@ def test_sms_status_callback_updates_the_message(twilio, db) -> None:
 # -- schema -------------------------------------------------------------------------------------
 
 def test_unmigrated_database_is_refused_with_the_command_to_run(settings, tmp_path: Path) -> None:
-    with pytest.raises(SchemaNotReady, match="hotline db upgrade"):
+    with pytest.raises(StartupError, match="hotline db upgrade") as err:
         create_app(settings.with_(database_url=f"sqlite:///{tmp_path / 'empty.db'}"))
+    assert isinstance(err.value.original, SchemaNotReady)
 
 
 def test_db_upgrade_is_idempotent(settings) -> None:

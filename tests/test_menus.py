@@ -31,6 +31,7 @@ from hotline.menus.engine import (
     State,
 )
 from hotline.menus.loader import ScriptError, load_script
+from hotline.startup import StartupError
 
 ROOT = Path(__file__).resolve().parent.parent
 VOICE = ROOT / "ivr_scripts" / "voice"
@@ -132,8 +133,9 @@ def test_error_fallback_prompts_keep_their_fixed_audio_names(voice_copy: Path) -
 
 def test_app_refuses_to_start_on_an_invalid_script(settings, voice_copy: Path) -> None:
     edit(voice_copy, "menu.yaml", '"1": before_you_go', '"1": nowhere')
-    with pytest.raises(ScriptError, match="node 'main', field 'keys.1': unknown target 'nowhere'"):
+    with pytest.raises(StartupError, match="node 'main', field 'keys.1': unknown target 'nowhere'") as err:
         create_app(settings, IVR_SCRIPT_DIR=str(voice_copy))
+    assert isinstance(err.value.original, ScriptError)
 
 
 def test_scripts_check_command_reports_problems_and_fails(voice_copy: Path) -> None:

@@ -18,6 +18,7 @@ from hotline.menus import keywords
 from hotline.menus.keywords import ScriptError
 from hotline.menus.textnorm import sms_segments
 from hotline.models import CallbackRequest, Caller, Case, Message, OutboxJob
+from hotline.startup import StartupError
 from tests.conftest import PUBLIC
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "ivr_scripts" / "sms"
@@ -335,5 +336,6 @@ def test_app_refuses_to_start_on_invalid_keyword_data(settings, tmp_path: Path) 
     doc = yaml.safe_load((target / "km.yaml").read_text(encoding="utf-8"))
     doc["replies"]["urgent"] = "ជួយ" * 60
     (target / "km.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    with pytest.raises(ScriptError, match=r"km\.yaml: replies\.urgent: 3 SMS parts"):
+    with pytest.raises(StartupError, match=r"km\.yaml: replies\.urgent: 3 SMS parts") as err:
         create_app(settings, SMS_SCRIPTS_DIR=str(target))
+    assert isinstance(err.value.original, ScriptError)

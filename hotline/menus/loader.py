@@ -48,6 +48,7 @@ NODE_FIELDS = {
     "resume": {"prompt", "keys"},
     "hangup": {"prompt"},
 }
+INHERITED = ("timeout", "no_input", "wrong_key")  # node fields `defaults` may set
 TOP_FIELDS = {"languages", "default_language", "start", "main", "global_keys", "office_hours", "resume",
               "common_prompts", "defaults", "nodes"}
 
@@ -220,7 +221,7 @@ class _Builder:
                 self.err(None, name, f"unknown target {value!r}")
         global_keys = self._global_keys(m.get("global_keys"))
         self.global_keys = global_keys
-        defaults = m.get("defaults") or {}
+        defaults = self._defaults(m.get("defaults"))
         parsed = {str(nid): self._node(str(nid), spec, defaults) for nid, spec in raw_nodes.items()}
         nodes = {k: v for k, v in parsed.items() if v is not None}
         common = self._common(m.get("common_prompts"))
@@ -266,7 +267,7 @@ class _Builder:
         self.used_prompts.add(pid)
         return pid
 
-    def _route(self, node: str, field: str, raw: Any) -> Route | None:
+    def _route(self, node: str | None, field: str, raw: Any) -> Route | None:
         if isinstance(raw, dict):
             target, language = raw.get("goto"), raw.get("language")
             unknown = set(raw) - {"goto", "language"}
@@ -283,13 +284,13 @@ class _Builder:
             return None
         return Route(target, str(language) if language is not None else None)
 
-    def _int(self, node: str, field: str, value: Any, lo: int, hi: int) -> int:
+    def _int(self, node: str | None, field: str, value: Any, lo: int, hi: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             self.err(node, field, f"must be a whole number from {lo} to {hi}, not {value!r}")
             return lo
         return value
 
-    def _exhaust(self, node: str, field: str, raw: Any) -> Exhaust | None:
+    def _exhaust(self, node: str | None, field: str, raw: Any) -> Exhaust | None:
         if not isinstance(raw, dict):
             self.err(node, field, "missing: {retries: N, then: node} (set it here or under defaults)")
             return None
@@ -302,6 +303,27 @@ class _Builder:
             self.err(node, f"{field}.then", f"{CONTINUE} only works as a key of a resume node")
             return None
         return Exhaust(retries, route) if route else None
+
+    def _defaults(self, raw: Any) -> dict[str, Any]:
+        """Check `defaults` once, so a bad default is one problem rather than one per node using it;
+        nodes that inherit a bad default then skip that field (`bad_defaults`)."""
+        self.bad_defaults: set[str] = set()
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.err(None, "defaults", "must be a mapping such as {timeout: 5, no_input: {retries: 2, then: node}}")
+            return {}
+        for key in INHERITED:
+            if key not in raw:
+                continue
+            before = len(self.problems)
+            if key == "timeout":
+                self._int(None, "defaults.timeout", raw[key], 1, 30)
+            else:
+                self._exhaust(None, f"defaults.{key}", raw[key])
+            if len(self.problems) > before:
+                self.bad_defaults.add(key)
+        return raw
 
     def _node(self, nid: str, spec: Any, defaults: dict[str, Any]) -> Node | None:
         if not isinstance(spec, dict):
@@ -316,13 +338,15 @@ class _Builder:
         unknown = set(spec) - allowed
         if unknown:
             self.err(nid, ", ".join(sorted(map(str, unknown))), f"unknown field(s) for a {ntype} node")
-        merged = {**{k: v for k, v in defaults.items() if k in ("timeout", "no_input", "wrong_key")}, **spec}
+        merged = {**{k: v for k, v in defaults.items() if k in INHERITED}, **spec}
+        # Inherited from a default already reported as bad: say nothing more here.
+        bad = {k for k in self.bad_defaults if k not in spec}
         kw: dict[str, Any] = {"id": nid, "type": ntype}
-        kw["timeout"] = self._int(nid, "timeout", merged.get("timeout", 5), 1, 30)
+        kw["timeout"] = 5 if "timeout" in bad else self._int(nid, "timeout", merged.get("timeout", 5), 1, 30)
         kw["globals"] = bool(merged.get("globals", True))
         if ntype != "hangup":
-            kw["no_input"] = self._exhaust(nid, "no_input", merged.get("no_input"))
-            kw["wrong_key"] = self._exhaust(nid, "wrong_key", merged.get("wrong_key"))
+            for key in ("no_input", "wrong_key"):
+                kw[key] = None if key in bad else self._exhaust(nid, key, merged.get(key))
         if ntype in ("menu", "resume", "hangup"):
             kw["prompt"] = self._prompt_ref(nid, "prompt", spec.get("prompt"))
         kw["all_languages"] = bool(spec.get("all_languages", False))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from hotline.models import AuditEvent, OnCallEntry, Role, StaffUser
-from hotline.phones import to_e164
+from hotline.phones import known_country, to_e164
+from hotline.services import oncall as oncall_service
 from hotline.services import staff as staff_service
-from hotline.web import session
+from hotline.web import resources, session
 from hotline.web.staff import _lang, audit, staff_required
 from hotline.web.staff import bp as staff_bp
 from hotline.web.staff_i18n import t
@@ -90,26 +94,32 @@ def oncall():  # type: ignore[no-untyped-def]
 def _render_oncall(form: dict[str, str], error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     entries = session().scalars(sa.select(OnCallEntry).order_by(OnCallEntry.country, OnCallEntry.position,
                                                                 OnCallEntry.id))
-    return render_template("staff/oncall.html", entries=list(entries), form=form, error=error), status
+    settings = resources().settings
+    return render_template("staff/oncall.html", entries=list(entries), form=form, error=error,
+                           env_oncall=settings.oncall), status
 
 
 @staff_bp.post("/oncall")
 @staff_required(roles=(Role.ADMIN,))
 def add_oncall():  # type: ignore[no-untyped-def]
-    """Add a number to a country's roster; alerts for that country ring in position order."""
+    """Add a number to a country's roster; alerts for that country ring in position order. Urgent
+    cases that no one was told about (nobody was on call for them) are alerted at once."""
     form = {k: request.form.get(k, "").strip() for k in ("country", "phone", "name", "position")}
     country = form["country"].upper()
-    phone = to_e164(form["phone"], country or None)
-    if len(country) != 2 or not country.isalpha():
+    if not known_country(country):
         return _render_oncall(form, t("bad_country", _lang()), 400)
+    phone = to_e164(form["phone"], country)
     if phone is None:
         return _render_oncall(form, t("bad_phone", _lang()), 400)
     position = int(form["position"]) if form["position"].isdigit() else 0
-    entry = OnCallEntry(country=country, phone=phone, name=form["name"][:120], position=position, active=True)
-    session().add(entry)
-    session().flush()
+    entry = oncall_service.add_entry(session(), country=country, phone=phone, name=form["name"],
+                                     position=position)
     audit("oncall.added", "oncall", entry.id, country=country)
+    queued = oncall_service.alert_waiting_cases(session(), resources().settings)
     session().commit()
+    oncall_warning_cache().clear()
+    if queued:
+        flash(t("oncall_alerted", _lang(), count=len(queued)), "ok")
     return redirect(url_for("staff.oncall"))
 
 
@@ -121,7 +131,22 @@ def delete_oncall(entry_id: int):  # type: ignore[no-untyped-def]
         audit("oncall.removed", "oncall", entry.id, country=entry.country)
         session().delete(entry)
         session().commit()
+        oncall_warning_cache().clear()
     return redirect(url_for("staff.oncall"))
+
+
+def oncall_warning_cache() -> oncall_service.WarningCache:
+    return current_app.extensions.setdefault("hotline.oncall_warning", oncall_service.WarningCache())  # type: ignore[no-any-return]
+
+
+@staff_bp.context_processor
+def _oncall_warning() -> dict[str, Any]:
+    """The console header's "nobody is on call" line, for every logged-in page; cached per process
+    (hotline.services.oncall.WarningCache), so a page costs at most two small queries every 30 s."""
+    if not current_user.is_authenticated:
+        return {"oncall_warning": None}
+    missing = oncall_warning_cache().get(session(), resources().settings)
+    return {"oncall_warning": missing}
 
 
 @staff_bp.get("/audit")
