@@ -91,13 +91,18 @@ class Period:
 
 def _bucket(col: Any, period: Period, dialect: str) -> Any:
     if dialect == "postgresql":
-        local = sa.func.timezone(period.tz.key, col)
-        return sa.func.to_char(sa.func.date_trunc(period.by, local), "YYYY-MM-DD")
+        # Literals, not bound parameters: PostgreSQL must see the GROUP BY expression as the SELECT's.
+        local = sa.func.timezone(_quoted(period.tz.key), col)
+        return sa.func.to_char(sa.func.date_trunc(_quoted(period.by), local), _quoted("YYYY-MM-DD"))
     offset = datetime.combine(period.start, time(), period.tz).utcoffset() or timedelta()
     shift = f"{int(offset.total_seconds() // 60):+d} minutes"
     if period.by == "month":
         return sa.func.strftime("%Y-%m-01", col, shift)
     return sa.func.date(col, shift, "-6 days", "weekday 1")
+
+
+def _quoted(text: str) -> Any:
+    return sa.literal_column("'" + text.replace("'", "''") + "'")
 
 
 def _seconds(later: Any, earlier: Any, dialect: str) -> Any:
