@@ -68,6 +68,8 @@ class Settings:
     recordings_dir: Path | None = None  # None: <instance>/recordings
     # Recordings and message bodies older than this many days are purged (counts are kept); None: never.
     retention_days: int | None = None
+    # Reports show counts from 1 to report_min_cell - 1 as "<N" (small-cell suppression).
+    report_min_cell: int = 5
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -296,6 +298,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     delete_remote = _bool(env, "RECORDINGS_DELETE_REMOTE", False, errors)
     recordings_dir = _read(env, "RECORDINGS_DIR")
     retention_days = _int(env, "RETENTION_DAYS", 0, 1, errors) if _read(env, "RETENTION_DAYS") else None
+    report_min_cell = _int(env, "REPORT_MIN_CELL", 5, 1, errors)
 
     if errors:
         raise SettingsError("Settings are not valid:\n  - " + "\n  - ".join(errors))
@@ -326,6 +329,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recordings_delete_remote=delete_remote,
         recordings_dir=Path(recordings_dir).resolve() if recordings_dir else None,
         retention_days=retention_days,
+        report_min_cell=report_min_cell,
     )
 
 

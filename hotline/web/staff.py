@@ -50,6 +50,9 @@ bp = Blueprint("staff", __name__, url_prefix="/staff", static_folder="../static/
 
 # The only /staff endpoints open to a logged-out browser. The route inventory test reads this.
 PUBLIC_ENDPOINTS = frozenset({"staff.login", "staff.static"})
+# The only pages a `reports` account may open: counts, never a case, a callback or a number.
+REPORTS_ROLE_ENDPOINTS = frozenset({"staff.reports", "staff.reports_export", "staff.logout", "staff.language",
+                                    *PUBLIC_ENDPOINTS})
 
 IDLE_TIMEOUT = timedelta(minutes=30)
 LOCK_AFTER = 5  # failed passwords in a row lock the account for LOCK_FOR
@@ -126,6 +129,10 @@ def _guard() -> WerkzeugResponse | None:
             flash(t("session_expired", _lang()), "info")
             return redirect(url_for("staff.login", next=request.full_path if request.method == "GET" else None))
         cookie["staff_seen"] = utcnow().timestamp()
+        if current_user.role == Role.REPORTS and request.endpoint not in REPORTS_ROLE_ENDPOINTS:
+            if request.endpoint == "staff.queue":
+                return redirect(url_for("staff.reports"))
+            abort(403)
     if current_app.config.get("WTF_CSRF_ENABLED", True) and not _twilio_view():
         csrf.protect()
     return None
@@ -333,4 +340,4 @@ def language():  # type: ignore[no-untyped-def]
 
 
 # The case and admin pages add their routes to `bp`; they must be imported before it is registered.
-from hotline.web import staff_admin, staff_cases  # noqa: E402,F401
+from hotline.web import staff_admin, staff_cases, staff_reports  # noqa: E402,F401
