@@ -166,14 +166,18 @@ def test_every_indicator_on_crafted_data(db):
     assert rows(rep, "messages") == {"topic_wages": [2, 1], "topic_passport": [1, 1]}
     assert rows(rep, "funnel") == {"stage_called": [6], "stage_language": [5], "stage_message": [3],
                                    "stage_completed": [2]}
-    assert rows(rep, "hangups") == {"topic_wages": [2], "main": [1], "topic_passport": [1], "language": [1]}
+    assert list(rows(rep, "hangups").items()) == [("topic_wages", [2]), ("language", [1]), ("main", [1]),
+                                                  ("topic_passport", [1])]
     assert rows(rep, "sms_keyword") == {"help": [1, 1, 0, 0], "sos": [1, 0, 0, 0], "none": [0, 1, 0, 0]}
     assert rows(rep, "callbacks") == {"cb_reached": [1, 0], "cb_given_up": [1, 0], "cb_open": [0, 1],
                                       "cb_cancelled": [0, 1], "cb_closed_other": [0, 0]}
     assert rows(rep, "cases_category") == {"category_trafficking": [1, 0], "category_documents": [1, 0],
-                                           "category_unpaid_wages": [0, 1], "category_other": [0, 1]}
+                                           "category_unpaid_wages": [0, 1], "category_violence": [0, 0],
+                                           "category_detention": [0, 0], "category_other": [0, 1]}
     assert rows(rep, "cases_priority") == {"priority_urgent": [2, 1], "priority_normal": [0, 1]}
-    assert rows(rep, "cases_status") == {"status_claimed": [2, 0], "status_new": [0, 2]}
+    assert rows(rep, "cases_status") == {"status_new": [0, 2], "status_claimed": [2, 0], "status_in_progress": [0, 0],
+                                         "status_referred": [0, 0], "status_closed": [0, 0]}
+    assert [r.key for r in rep.table("cases_category").rows][0] == "category_trafficking"
     assert rows(rep, "cases_country") == {"country_KH": [1, 1], "country_TH": [1, 0], "country_unknown": [0, 1]}
     assert rows(rep, "cases_province") == {"province_01": [1, 0], "province_17": [1, 1],
                                            "province_unknown": [0, 1]}

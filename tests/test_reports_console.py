@@ -19,7 +19,8 @@ RANGE = "from=2026-01-01&to=2026-02-28&by=month"
 def cells(html: str, table_id: str) -> list[list[str]]:
     section = html.split(f'id="rep-{table_id}"', 1)[1].split("</section>", 1)[0]
     body = section.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
-    return [[re.sub(r"<[^>]+>", "", c).replace("&lt;", "<").strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r)]
+    cell = re.compile(r"<t[hd][^>]*>(.*?)</t[hd]>")
+    return [[re.sub(r"<[^>]+>", "", c).replace("&lt;", "<").strip() for c in cell.findall(r)]
             for r in re.findall(r"<tr>(.*?)</tr>", body)]
 
 

@@ -36,10 +36,12 @@ from hotline.models import (
     Call,
     CallbackAttempt,
     CallbackRequest,
-    CallEvent,
     Caller,
+    CallEvent,
     Case,
+    CaseCategory,
     CasePriority,
+    CaseStatus,
     Direction,
     Message,
 )
@@ -228,9 +230,9 @@ def build(session: Session, period: Period) -> Report:
     heard: dict[str, list[float | int | None]] = {}
     for node, kind, n in session.execute(q):
         heard.setdefault(node or "unknown", [0, 0])[0 if kind == "message_part" else 1] = int(n)
+    by_heard = sorted(heard.items(), key=lambda kv: (-int(kv[1][0] or 0), kv[0]))
     rep.tables.append(Table("messages", "rep_message", ["rep_heard", "rep_completed"],
-                            [Row(node, v, label=_same(node)) for node, v in sorted(heard.items(),
-                                                                               key=lambda kv: -int(kv[1][0] or 0))],
+                            [Row(node, v, label=_same(node)) for node, v in by_heard],
                             periods=False, rows_sum=False, chart="bar"))
 
     # The drop-off funnel: calls, then those that chose a language, started and finished a message.
@@ -247,10 +249,10 @@ def build(session: Session, period: Period) -> Report:
 
     # Hang-ups: the last menu node of each finished call.
     q = (sa.select(Call.last_node, sa.func.count()).where(calls, Call.ended_at.is_not(None))
-         .group_by(Call.last_node).order_by(sa.func.count().desc()))
+         .group_by(Call.last_node))
     rep.tables.append(Table("hangups", "rep_node", ["rep_calls"],
                             [Row(node or "unknown", [int(n)], label=_same(node) if node else None)
-                             for node, n in session.execute(q)],
+                             for node, n in sorted(session.execute(q), key=lambda r: (-int(r[1]), r[0] or "~"))],
                             periods=False, rows_sum=False, chart="bar"))
 
     # Texts by keyword and language (inbound, any channel).
@@ -261,7 +263,7 @@ def build(session: Session, period: Period) -> Report:
                 ["km", "th", "en", "unknown"])
     rep.tables.append(Table("sms_keyword", "rep_keyword", ["lang_km", "lang_th", "lang_en", "lang_unknown"],
                             [Row(k, v, label=None if k == "none" else _same(k.upper()))
-                             for k, v in sorted(sms.items(), key=lambda kv: -sum(int(x or 0) for x in kv[1]))],
+                             for k, v in sorted(sms.items(), key=lambda kv: (-sum(int(x or 0) for x in kv[1]), kv[0]))],
                             periods=False))
 
     # Callbacks by what became of them, by the period they were asked for.
@@ -275,8 +277,10 @@ def build(session: Session, period: Period) -> Report:
     rep.tables.append(Table("callbacks", "rep_callback", cols, [Row(f"cb_{k}", v) for k, v in cb.items()]))
 
     # Cases by category, priority, status (now), country and home province.
-    for attr, keys, chart in (("category", [], "bar"), ("priority", ["urgent", "normal"], None),
-                              ("status", [], None), ("country", ["KH", "TH"], None), ("province", [], "bar")):
+    for attr, keys, chart in (("category", [c.value for c in CaseCategory], "bar"),
+                              ("priority", ["urgent", "normal"], None),
+                              ("status", [c.value for c in CaseStatus], None), ("country", ["KH", "TH"], None),
+                              ("province", [], "bar")):
         col = getattr(Case, attr)
         q = (sa.select(col, bucket(Case.created_at), sa.func.count()).where(in_range(Case.created_at))
              .group_by(col, bucket(Case.created_at)))
@@ -445,9 +449,9 @@ def _determined(grid: Sequence[Sequence[int | None]], marks: list[list[str]],
     for line in lines:
         cells = [(i, j) for i, j in line if grid[i][j] is not None]
         row = [Fraction(0)] * len(hidden)
-        for pos, c in enumerate(cells):
-            if c in col:
-                row[col[c]] = Fraction(-1 if pos == len(cells) - 1 else 1)
+        for pos, cell in enumerate(cells):
+            if cell in col:
+                row[col[cell]] = Fraction(-1 if pos == len(cells) - 1 else 1)
         if any(row):
             matrix.append(row)
     # Reduced row echelon form: a row with a single non-zero entry pins that cell down.
@@ -533,7 +537,8 @@ def _present(table: Table, k: int, label: Label, lang: str) -> Shown:
 
 
 def _present_durations(table: Table, k: int, label: Label, columns: list[str], names: list[str]) -> Shown:
-    rows, values = [], []
+    rows: list[list[str]] = []
+    values: list[list[float | None]] = []
     for name, r in zip(names, table.rows, strict=True):
         n, p50, p90 = int(r.cells[0] or 0), r.cells[1], r.cells[2]
         if 0 < n < k:  # a median of fewer than k cases says too much about each of them
