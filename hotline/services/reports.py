@@ -26,6 +26,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from time import perf_counter
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -140,6 +141,7 @@ class Table:
 class Report:
     period: Period
     tables: list[Table] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # time spent on each table's queries (bench)
 
     def table(self, table_id: str) -> Table:
         return next(t for t in self.tables if t.id == table_id)
@@ -167,6 +169,13 @@ def build(session: Session, period: Period) -> Report:
     lo, hi = period.utc_bounds
     cols = period.buckets()
     rep = Report(period)
+    clock = [perf_counter()]
+
+    def timed(table: Table) -> None:
+        now = perf_counter()
+        rep.seconds[table.id] = now - clock[0]
+        clock[0] = now
+        rep.tables.append(table)
 
     def bucket(col: Any) -> Any:
         return _bucket(col, period, dialect)
@@ -185,7 +194,7 @@ def build(session: Session, period: Period) -> Report:
               .group_by(Message.channel, bucket(Message.created_at)))
     contacts = _grid([("voice" if r[0] == "main" else "missed_call", r[1], r[2]) for r in session.execute(q_calls)]
                      + [(r[0], r[1], r[2]) for r in session.execute(q_msgs)], ["voice", "missed_call", "sms"], cols)
-    rep.tables.append(Table("contacts", "rep_channel", cols,
+    timed(Table("contacts", "rep_channel", cols,
                             [Row(f"channel_{k}", v) for k, v in contacts.items()], chart="line"))
 
     # Callers: distinct numbers; first-time means the number first reached us in that period.
@@ -203,7 +212,7 @@ def build(session: Session, period: Period) -> Report:
         sa.select(sa.func.count(sa.distinct(Call.caller_id)),
                   sa.func.count(sa.distinct(sa.case((in_range(Caller.created_at), Call.caller_id)))))
         .select_from(Call).join(Caller, Caller.id == Call.caller_id).where(calls)).one()
-    rep.tables.append(Table("callers", "rep_callers", cols, [
+    timed(Table("callers", "rep_callers", cols, [
         Row("first_time", [new[c] for c in cols], int(total_new)),
         Row("returning", [unique[c] - new[c] for c in cols], int(total_unique) - int(total_new)),
     ], rows_sum=False, chart="line"))
@@ -212,14 +221,14 @@ def build(session: Session, period: Period) -> Report:
     q = (sa.select(Call.language, bucket(Call.started_at), sa.func.count()).where(calls)
          .group_by(Call.language, bucket(Call.started_at)))
     langs = _grid([(str(r[0]) if r[0] else None, r[1], r[2]) for r in session.execute(q)], ["km", "th", "en"], cols)
-    rep.tables.append(Table("calls_language", "rep_language", cols,
+    timed(Table("calls_language", "rep_language", cols,
                             [Row(f"lang_{k}", v) for k, v in langs.items()]))
     q = (sa.select(Caller.country, bucket(Call.started_at), sa.func.count()).select_from(Call)
          .outerjoin(Caller, Caller.id == Call.caller_id).where(calls)
          .group_by(Caller.country, bucket(Call.started_at)))
     countries = _grid([(r[0] if r[0] in ("KH", "TH") else ("other" if r[0] else None), r[1], r[2])
                        for r in session.execute(q)], ["KH", "TH"], cols)
-    rep.tables.append(Table("calls_country", "rep_country", cols,
+    timed(Table("calls_country", "rep_country", cols,
                             [Row(f"country_{k}", v) for k, v in countries.items()]))
 
     # Messages heard (calls that heard a part of it) and completed (calls that heard it to the end).
@@ -231,7 +240,7 @@ def build(session: Session, period: Period) -> Report:
     for node, kind, n in session.execute(q):
         heard.setdefault(node or "unknown", [0, 0])[0 if kind == "message_part" else 1] = int(n)
     by_heard = sorted(heard.items(), key=lambda kv: (-int(kv[1][0] or 0), kv[0]))
-    rep.tables.append(Table("messages", "rep_message", ["rep_heard", "rep_completed"],
+    timed(Table("messages", "rep_message", ["rep_heard", "rep_completed"],
                             [Row(node, v, label=_same(node)) for node, v in by_heard],
                             periods=False, rows_sum=False, chart="bar"))
 
@@ -241,7 +250,7 @@ def build(session: Session, period: Period) -> Report:
          .where(events, CallEvent.kind.in_(("language", "message_part", "message_completed")))
          .group_by(CallEvent.kind))
     stage = {k: int(n) for k, n in session.execute(q)}
-    rep.tables.append(Table("funnel", "rep_stage", ["rep_calls"], [
+    timed(Table("funnel", "rep_stage", ["rep_calls"], [
         Row("stage_called", [int(n_calls)]), Row("stage_language", [stage.get("language", 0)]),
         Row("stage_message", [stage.get("message_part", 0)]),
         Row("stage_completed", [stage.get("message_completed", 0)]),
@@ -250,7 +259,7 @@ def build(session: Session, period: Period) -> Report:
     # Hang-ups: the last menu node of each finished call.
     q = (sa.select(Call.last_node, sa.func.count()).where(calls, Call.ended_at.is_not(None))
          .group_by(Call.last_node))
-    rep.tables.append(Table("hangups", "rep_node", ["rep_calls"],
+    timed(Table("hangups", "rep_node", ["rep_calls"],
                             [Row(node or "unknown", [int(n)], label=_same(node) if node else None)
                              for node, n in sorted(session.execute(q), key=lambda r: (-int(r[1]), r[0] or "~"))],
                             periods=False, rows_sum=False, chart="bar"))
@@ -261,7 +270,7 @@ def build(session: Session, period: Period) -> Report:
          .group_by(Message.keyword, Message.language))
     sms = _grid([(r[0] or "none", str(r[1]) if r[1] else "unknown", r[2]) for r in session.execute(q)], [],
                 ["km", "th", "en", "unknown"])
-    rep.tables.append(Table("sms_keyword", "rep_keyword", ["lang_km", "lang_th", "lang_en", "lang_unknown"],
+    timed(Table("sms_keyword", "rep_keyword", ["lang_km", "lang_th", "lang_en", "lang_unknown"],
                             [Row(k, v, label=None if k == "none" else _same(k.upper()))
                              for k, v in sorted(sms.items(), key=lambda kv: (-sum(int(x or 0) for x in kv[1]), kv[0]))],
                             periods=False))
@@ -274,7 +283,7 @@ def build(session: Session, period: Period) -> Report:
     q = (sa.select(state, bucket(CallbackRequest.created_at), sa.func.count())
          .where(in_range(CallbackRequest.created_at)).group_by(state, bucket(CallbackRequest.created_at)))
     cb = _grid(list(session.execute(q)), ["reached", "given_up", "open", "cancelled", "closed_other"], cols)
-    rep.tables.append(Table("callbacks", "rep_callback", cols, [Row(f"cb_{k}", v) for k, v in cb.items()]))
+    timed(Table("callbacks", "rep_callback", cols, [Row(f"cb_{k}", v) for k, v in cb.items()]))
 
     # Cases by category, priority, status (now), country and home province.
     for attr, keys, chart in (("category", [c.value for c in CaseCategory], "bar"),
@@ -288,7 +297,7 @@ def build(session: Session, period: Period) -> Report:
         rows = [Row(f"{attr}_{k}", v, label=_province(k) if attr == "province" else None) for k, v in grid.items()]
         if attr == "province":
             rows.sort(key=lambda r: (r.key == "province_unknown", r.key))
-        rep.tables.append(Table(f"cases_{attr}", f"rep_case_{attr}", cols, rows, chart=chart))
+        timed(Table(f"cases_{attr}", f"rep_case_{attr}", cols, rows, chart=chart))
 
     # Urgent cases: opened, escalated, overdue; alerts to on-call staff that failed.
     urgent = sa.and_(in_range(Case.created_at), Case.priority == CasePriority.URGENT)
@@ -308,7 +317,7 @@ def build(session: Session, period: Period) -> Report:
     for b, n in session.execute(q):
         if b in failed:
             failed[b] = int(n)
-    rep.tables.append(Table("urgent", "rep_urgent", cols, [
+    timed(Table("urgent", "rep_urgent", cols, [
         Row("urgent_opened", [opened[c] for c in cols]), Row("urgent_escalated", [escalated[c] for c in cols]),
         Row("urgent_overdue", [overdue[c] for c in cols]), Row("alerts_failed", [failed[c] for c in cols]),
     ], cols_sum=False))
@@ -333,7 +342,7 @@ def build(session: Session, period: Period) -> Report:
     cb_pair = (sa.select(CallbackRequest.created_at.label("created"), cb_reach.label("at"))
                .where(in_range(CallbackRequest.created_at)).subquery())
     to_reach = sa.select(_seconds(cb_pair.c.at, cb_pair.c.created, dialect).label("d")).where(cb_pair.c.at.is_not(None))
-    rep.tables.append(Table("durations", "rep_duration", ["rep_n", "rep_median", "rep_p90"], [
+    timed(Table("durations", "rep_duration", ["rep_n", "rep_median", "rep_p90"], [
         Row("time_to_claim", list(percentiles(session, claim))),
         Row("time_to_contact", list(percentiles(session, contact))),
         Row("callback_time_to_reach", list(percentiles(session, to_reach))),
