@@ -64,10 +64,11 @@ def pick(expr: str, values: tuple[str | None, ...]) -> str:
     return f"(CASE ({expr}) % {len(values)} {whens} END)"
 
 
-def generate(engine: sa.Engine, scale: float) -> dict[str, int]:
+def generate(engine: sa.Engine, scale: float, *, cases: int | None = None, quiet: bool = False) -> dict[str, int]:
     d = engine.dialect.name
     n_callers, n_calls = max(int(250_000 * scale), 10), max(int(1_000_000 * scale), 10)
     n_texts, n_cases, n_cb = max(int(100_000 * scale), 10), max(int(10_000 * scale), 10), max(int(20_000 * scale), 10)
+    n_cases = cases or n_cases
     steps = [
         ("callers", f"""INSERT INTO callers (phone, country, language, created_at)
             SELECT '+855' || (10000000 + i), CASE WHEN i % 5 = 0 THEN 'TH' ELSE 'KH' END,
@@ -135,7 +136,8 @@ def generate(engine: sa.Engine, scale: float) -> dict[str, int]:
         with engine.begin() as conn:
             conn.execute(sa.text(sql))
             counts[table] = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
-        print(f"  {table:18} {counts[table]:>10,} rows  {time.perf_counter() - t0:6.1f} s", flush=True)
+        if not quiet:
+            print(f"  {table:18} {counts[table]:>10,} rows  {time.perf_counter() - t0:6.1f} s", flush=True)
     with engine.begin() as conn:
         conn.execute(sa.text("ANALYZE"))
     return counts

@@ -47,8 +47,9 @@ def _shown(period: reports.Period) -> list[reports.Shown]:
 def _chart(table: reports.Shown) -> Any:
     if table.chart is None:
         return None
-    has_total = table.columns and table.columns[-1] == t("rep_total", _lang())
-    body = table.rows[:-1] if table.id not in ("funnel", "messages") else table.rows
+    total = t("rep_total", _lang())
+    has_total = bool(table.columns) and table.columns[-1] == total
+    body = table.rows[:-1] if table.labels and table.labels[-1] == total else table.rows  # no bar for the total
     values = table.values[:len(body)]
     if table.chart == "line":
         cols = table.columns[:-1] if has_total else table.columns
