@@ -286,6 +286,20 @@ def test_two_hidden_cells_per_line_that_still_pin_one_down_are_caught():
     assert_safe(grid, m)
 
 
+def test_a_cell_bridging_two_hidden_groups_is_protected():
+    # Two 2x2 groups of small counts joined by one small cell (1, 2): every row and column holds two or
+    # three hidden cells, so the line rule adds nothing, yet (1, 2) follows from the sums. One more goes.
+    inner = [[9] * 6 for _ in range(6)]
+    for i, j in ((0, 0), (0, 1), (1, 0), (1, 1), (2, 2), (2, 3), (3, 2), (3, 3), (1, 2)):
+        inner[i][j] = 1
+    grid = with_margins(inner)
+    primary_only = [["primary" if 0 < v < 5 else "" for v in row] for row in grid]
+    assert (1, 2) in determined_cells(grid, primary_only)
+    m = marks_of(grid)
+    assert any(v == "secondary" for row in m for v in row)
+    assert_safe(grid, m)
+
+
 def determined_cells(grid, marks, rows_sum=True, cols_sum=True):
     """Independent check: a hidden cell is determined iff adding "x = c" does not raise the rank
     of the system the shown numbers leave for the hidden ones."""

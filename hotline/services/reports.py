@@ -447,41 +447,54 @@ def suppress(grid: Sequence[Sequence[int | None]], k: int, *, rows_sum: bool, co
 
 def _determined(grid: Sequence[Sequence[int | None]], marks: list[list[str]],
                 lines: list[list[tuple[int, int]]]) -> tuple[int, int] | None:
-    """A hidden cell whose value follows from the line sums and the shown cells, if there is one."""
-    from fractions import Fraction
+    """A hidden cell whose value follows from the line sums and the shown cells, if there is one.
 
-    hidden = [(i, j) for i, row in enumerate(marks) for j, m in enumerate(row) if m]
-    if not hidden:
+    With row and column sums every cell lies in exactly two lines, and after giving each line a
+    sign the equations are those of a directed graph: lines are vertices, hidden cells are edges.
+    A cell is then determined exactly when its edge is a bridge (on no cycle of hidden cells), so a
+    linear-time bridge search replaces solving the system. With sums one way only, the lines share
+    no cell and the line rule above already leaves nothing determined.
+    """
+    ends: dict[tuple[int, int], list[int]] = {}
+    for n, line in enumerate(lines):
+        for i, j in line:
+            if grid[i][j] is not None and marks[i][j]:
+                ends.setdefault((i, j), []).append(n)
+    edges = [(cell, v[0], v[1]) for cell, v in sorted(ends.items()) if len(v) == 2]
+    if not edges:
         return None
-    col = {c: n for n, c in enumerate(hidden)}
-    matrix: list[list[Fraction]] = []
-    for line in lines:
-        cells = [(i, j) for i, j in line if grid[i][j] is not None]
-        row = [Fraction(0)] * len(hidden)
-        for pos, cell in enumerate(cells):
-            if cell in col:
-                row[col[cell]] = Fraction(-1 if pos == len(cells) - 1 else 1)
-        if any(row):
-            matrix.append(row)
-    # Reduced row echelon form: a row with a single non-zero entry pins that cell down.
-    pivot_row = 0
-    for c in range(len(hidden)):
-        pick = next((r for r in range(pivot_row, len(matrix)) if matrix[r][c] != 0), None)
-        if pick is None:
+    adjacent: dict[int, list[tuple[int, int]]] = {}
+    for e, (_cell, a, b) in enumerate(edges):
+        adjacent.setdefault(a, []).append((b, e))
+        adjacent.setdefault(b, []).append((a, e))
+    order: dict[int, int] = {}
+    low: dict[int, int] = {}
+    bridges: list[int] = []
+    for root in adjacent:
+        if root in order:
             continue
-        matrix[pivot_row], matrix[pick] = matrix[pick], matrix[pivot_row]
-        lead = matrix[pivot_row][c]
-        matrix[pivot_row] = [v / lead for v in matrix[pivot_row]]
-        for r in range(len(matrix)):
-            if r != pivot_row and matrix[r][c] != 0:
-                factor = matrix[r][c]
-                matrix[r] = [a - factor * b for a, b in zip(matrix[r], matrix[pivot_row], strict=True)]
-        pivot_row += 1
-    for row in matrix[:pivot_row]:
-        nonzero = [n for n, v in enumerate(row) if v != 0]
-        if len(nonzero) == 1:
-            return hidden[nonzero[0]]
-    return None
+        order[root] = low[root] = len(order)
+        stack: list[tuple[int, int, int]] = [(root, -1, 0)]  # vertex, edge we came by, next neighbour
+        while stack:
+            v, via, k = stack[-1]
+            if k < len(adjacent[v]):
+                stack[-1] = (v, via, k + 1)
+                w, e = adjacent[v][k]
+                if e == via:
+                    continue
+                if w in order:
+                    low[v] = min(low[v], order[w])
+                else:
+                    order[w] = low[w] = len(order)
+                    stack.append((w, e, 0))
+                continue
+            stack.pop()
+            if stack:
+                parent = stack[-1][0]
+                low[parent] = min(low[parent], low[v])
+                if low[v] > order[parent]:
+                    bridges.append(via)
+    return min(edges[e][0] for e in bridges) if bridges else None
 
 
 # --- what is shown and exported ------------------------------------------------------------------
