@@ -77,12 +77,14 @@ def generate(engine: sa.Engine, scale: float, *, cases: int | None = None, quiet
             FROM {numbers(d, n_callers)}"""),
         ("calls", f"""INSERT INTO calls (call_sid, caller_id, direction, line, status, language, state, last_node,
                                         provider, started_at, ended_at, duration_s)
-            SELECT 'CA' || i, 1 + (i * 7919) % {n_callers}, 'inbound', CASE WHEN i % 20 = 0 THEN 'missed' ELSE 'main' END,
+            SELECT 'CA' || i, 1 + (i * 7919) % {n_callers}, 'inbound',
+                   CASE WHEN i % 20 = 0 THEN 'missed' ELSE 'main' END,
                    'completed', {pick("i", ("km", "km", "km", "km", "km", "km", "th", "th", "en", None))}, '{{}}',
                    {pick("i * 13", NODES)}, 'twilio', {ts(d, f"i * {YEAR_S} / {n_calls}")},
                    {ts(d, f"i * {YEAR_S} / {n_calls} + 120")}, 120
             FROM {numbers(d, n_calls)}"""),
-        # Ten path steps per call: node, language, node, key, node, part 0, part 1, completed (two in three), key, hangup.
+        # Ten path steps per call: node, language, node, key, node, part 0, part 1, completed (two calls
+        # in three), key, hangup.
         ("call_events", f"""INSERT INTO call_events (call_id, at, kind, node, detail)
             SELECT c.id, {add_seconds(d, "c.started_at", "k.i * 10")},
                    CASE k.i WHEN 1 THEN 'node' WHEN 2 THEN 'language' WHEN 3 THEN 'node' WHEN 4 THEN 'key'
@@ -162,7 +164,7 @@ def time_reports(engine: sa.Engine, repeat: int) -> None:
             shown = reports.present(rep, 5, report_label("km"), "km")
             for t in shown:  # the charts the page draws
                 if t.chart == "line":
-                    charts.line(t.title, t.columns[:-1], [(r[0], v[:-1], r[1:-1]) for r, v in zip(t.rows, t.values)])
+                    charts.line(t.title, t.columns[:-1], [(r[0], v[:-1], r[1:-1]) for r, v in zip(t.rows, t.values, strict=True)])
                 elif t.chart:
                     charts.bars(t.title, t.labels, [v[0] for v in t.values], [r[1] for r in t.rows])
             reports.to_csv(shown, "bench")
