@@ -164,7 +164,8 @@ def time_reports(engine: sa.Engine, repeat: int) -> None:
             shown = reports.present(rep, 5, report_label("km"), "km")
             for t in shown:  # the charts the page draws
                 if t.chart == "line":
-                    charts.line(t.title, t.columns[:-1], [(r[0], v[:-1], r[1:-1]) for r, v in zip(t.rows, t.values, strict=True)])
+                    series = [(r[0], v[:-1], r[1:-1]) for r, v in zip(t.rows, t.values, strict=True)]
+                    charts.line(t.title, t.columns[:-1], series)
                 elif t.chart:
                     charts.bars(t.title, t.labels, [v[0] for v in t.values], [r[1] for r in t.rows])
             reports.to_csv(shown, "bench")
