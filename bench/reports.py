@@ -187,6 +187,7 @@ def main() -> None:
     ap.add_argument("--pg-url", default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the generated database")
+    ap.add_argument("--reuse-pg", metavar="NAME", help="time an existing (kept) PostgreSQL database; no generation")
     args = ap.parse_args()
     print(f"scale {args.scale}: {int(1_000_000 * args.scale):,} calls, {int(10_000_000 * args.scale):,} events")
     if args.backend in ("sqlite", "both"):
@@ -200,6 +201,13 @@ def main() -> None:
         engine.dispose()
         if not args.keep:
             (folder / "bench.db").unlink()
+    if args.reuse_pg:
+        url = sa.engine.make_url(normalise_database_url(args.pg_url)).set(database=args.reuse_pg)
+        upgrade(url.render_as_string(hide_password=False))
+        engine = sa.create_engine(url)
+        print(f"\nPostgreSQL (existing database {args.reuse_pg})")
+        time_reports(engine, args.repeat)
+        return
     if args.backend in ("postgres", "both"):
         base = sa.engine.make_url(normalise_database_url(args.pg_url))
         name = f"hotline_bench_reports_{os.getpid()}"

@@ -185,17 +185,34 @@ def build(session: Session, period: Period) -> Report:
 
     calls = sa.and_(in_range(Call.started_at), Call.direction == Direction.INBOUND, Call.line == "main")
 
+    # One pass over the calls of the range feeds contacts, languages, countries, hang-ups and the
+    # funnel's first stage: GROUP BY every dimension at once (a few thousand groups at most).
+    hang = sa.case((Call.ended_at.is_not(None), sa.func.coalesce(Call.last_node, "")), else_=None)
+    q = (sa.select(Call.line, bucket(Call.started_at), Call.language, Caller.country, hang, sa.func.count())
+         .select_from(Call).outerjoin(Caller, Caller.id == Call.caller_id)
+         .where(in_range(Call.started_at), Call.direction == Direction.INBOUND)
+         .group_by(Call.line, bucket(Call.started_at), Call.language, Caller.country, hang))
+    per_line, per_lang, per_country = [], [], []
+    hangups: dict[str, int] = {}
+    n_calls = 0
+    for line, b, lang, country, node, n in session.execute(q):
+        per_line.append(("voice" if line == "main" else "missed_call", b, n))
+        if line != "main":
+            continue
+        n_calls += int(n)
+        per_lang.append((str(lang) if lang else None, b, n))
+        per_country.append((country if country in ("KH", "TH") else ("other" if country else None), b, n))
+        if node is not None:
+            hangups[node] = hangups.get(node, 0) + int(n)
+
     # Contacts by channel: menu calls, missed-call rings, and inbound texts per channel.
-    q_calls = (sa.select(Call.line, bucket(Call.started_at), sa.func.count())
-               .where(in_range(Call.started_at), Call.direction == Direction.INBOUND)
-               .group_by(Call.line, bucket(Call.started_at)))
     q_msgs = (sa.select(Message.channel, bucket(Message.created_at), sa.func.count())
               .where(in_range(Message.created_at), Message.direction == Direction.INBOUND)
               .group_by(Message.channel, bucket(Message.created_at)))
-    contacts = _grid([("voice" if r[0] == "main" else "missed_call", r[1], r[2]) for r in session.execute(q_calls)]
-                     + [(r[0], r[1], r[2]) for r in session.execute(q_msgs)], ["voice", "missed_call", "sms"], cols)
+    contacts = _grid(per_line + [(r[0], r[1], r[2]) for r in session.execute(q_msgs)],
+                     ["voice", "missed_call", "sms"], cols)
     timed(Table("contacts", "rep_channel", cols,
-                            [Row(f"channel_{k}", v) for k, v in contacts.items()], chart="line"))
+                [Row(f"channel_{k}", v) for k, v in contacts.items()], chart="line"))
 
     # Callers: distinct numbers; first-time means the number first reached us in that period.
     first = sa.case((bucket(Caller.created_at) == bucket(Call.started_at), 1), else_=0)
@@ -218,51 +235,43 @@ def build(session: Session, period: Period) -> Report:
     ], rows_sum=False, chart="line"))
 
     # Calls by language and by the caller's country.
-    q = (sa.select(Call.language, bucket(Call.started_at), sa.func.count()).where(calls)
-         .group_by(Call.language, bucket(Call.started_at)))
-    langs = _grid([(str(r[0]) if r[0] else None, r[1], r[2]) for r in session.execute(q)], ["km", "th", "en"], cols)
-    timed(Table("calls_language", "rep_language", cols,
-                            [Row(f"lang_{k}", v) for k, v in langs.items()]))
-    q = (sa.select(Caller.country, bucket(Call.started_at), sa.func.count()).select_from(Call)
-         .outerjoin(Caller, Caller.id == Call.caller_id).where(calls)
-         .group_by(Caller.country, bucket(Call.started_at)))
-    countries = _grid([(r[0] if r[0] in ("KH", "TH") else ("other" if r[0] else None), r[1], r[2])
-                       for r in session.execute(q)], ["KH", "TH"], cols)
-    timed(Table("calls_country", "rep_country", cols,
-                            [Row(f"country_{k}", v) for k, v in countries.items()]))
+    langs = _grid(per_lang, ["km", "th", "en"], cols)
+    timed(Table("calls_language", "rep_language", cols, [Row(f"lang_{k}", v) for k, v in langs.items()]))
+    countries = _grid(per_country, ["KH", "TH"], cols)
+    timed(Table("calls_country", "rep_country", cols, [Row(f"country_{k}", v) for k, v in countries.items()]))
 
-    # Messages heard (calls that heard a part of it) and completed (calls that heard it to the end).
+    # Messages: plays started from the first part, and plays heard to the end (a count of events,
+    # not of distinct calls: a caller who plays a message twice counts twice; no sort needed).
     events = in_range(CallEvent.at)
-    q = (sa.select(CallEvent.node, CallEvent.kind, sa.func.count(sa.distinct(CallEvent.call_id)))
-         .where(events, CallEvent.kind.in_(("message_part", "message_completed")))
+    q = (sa.select(CallEvent.node, CallEvent.kind, sa.func.count())
+         .where(events, sa.or_(sa.and_(CallEvent.kind == "message_part", CallEvent.detail == "0"),
+                               CallEvent.kind == "message_completed"))
          .group_by(CallEvent.node, CallEvent.kind))
     heard: dict[str, list[float | int | None]] = {}
     for node, kind, n in session.execute(q):
         heard.setdefault(node or "unknown", [0, 0])[0 if kind == "message_part" else 1] = int(n)
     by_heard = sorted(heard.items(), key=lambda kv: (-int(kv[1][0] or 0), kv[0]))
     timed(Table("messages", "rep_message", ["rep_heard", "rep_completed"],
-                            [Row(node, v, label=_same(node)) for node, v in by_heard],
-                            periods=False, rows_sum=False, chart="bar"))
+                [Row(node, v, label=_same(node)) for node, v in by_heard],
+                periods=False, rows_sum=False, chart="bar"))
 
-    # The drop-off funnel: calls, then those that chose a language, started and finished a message.
-    n_calls = session.scalar(sa.select(sa.func.count()).select_from(Call).where(calls)) or 0
-    q = (sa.select(CallEvent.kind, sa.func.count(sa.distinct(CallEvent.call_id)))
-         .where(events, CallEvent.kind.in_(("language", "message_part", "message_completed")))
-         .group_by(CallEvent.kind))
-    stage = {k: int(n) for k, n in session.execute(q)}
+    # The drop-off funnel: calls, then those that chose a language, started and finished a message
+    # (distinct calls: DISTINCT first, which PostgreSQL can hash, then a count per stage).
+    pairs = (sa.select(CallEvent.kind, CallEvent.call_id)
+             .where(events, CallEvent.kind.in_(("language", "message_part", "message_completed")))
+             .distinct().subquery())
+    stage = {k: int(n) for k, n in session.execute(sa.select(pairs.c.kind, sa.func.count()).group_by(pairs.c.kind))}
     timed(Table("funnel", "rep_stage", ["rep_calls"], [
-        Row("stage_called", [int(n_calls)]), Row("stage_language", [stage.get("language", 0)]),
+        Row("stage_called", [n_calls]), Row("stage_language", [stage.get("language", 0)]),
         Row("stage_message", [stage.get("message_part", 0)]),
         Row("stage_completed", [stage.get("message_completed", 0)]),
     ], periods=False, rows_sum=False, cols_sum=False, chart="funnel"))
 
     # Hang-ups: the last menu node of each finished call.
-    q = (sa.select(Call.last_node, sa.func.count()).where(calls, Call.ended_at.is_not(None))
-         .group_by(Call.last_node))
     timed(Table("hangups", "rep_node", ["rep_calls"],
-                            [Row(node or "unknown", [int(n)], label=_same(node) if node else None)
-                             for node, n in sorted(session.execute(q), key=lambda r: (-int(r[1]), r[0] or "~"))],
-                            periods=False, rows_sum=False, chart="bar"))
+                [Row(node or "unknown", [n], label=_same(node) if node else None)
+                 for node, n in sorted(hangups.items(), key=lambda r: (-r[1], r[0] or "~"))],
+                periods=False, rows_sum=False, chart="bar"))
 
     # Texts by keyword and language (inbound, any channel).
     q = (sa.select(Message.keyword, Message.language, sa.func.count())
@@ -325,21 +334,26 @@ def build(session: Session, period: Period) -> Report:
     # Durations: urgent cases to claim and to first contact; callbacks to the call that reached them.
     claim = (sa.select(_seconds(Case.claimed_at, Case.created_at, dialect).label("d"))
              .where(urgent, Case.claimed_at.is_not(None)))
-    reached = (sa.select(sa.func.min(CallbackAttempt.at)).join(CallbackRequest)
-               .where(CallbackRequest.case_id == Case.id, CallbackAttempt.outcome == "reached")
-               .correlate(Case).scalar_subquery())
-    dialled = (sa.select(sa.func.min(CallEvent.at)).join(Call, Call.id == CallEvent.call_id)
-               .where(Call.call_sid == Case.source_sid, CallEvent.kind == "dial", CallEvent.detail == "completed")
-               .correlate(Case).scalar_subquery())
-    pair = sa.select(Case.created_at.label("created"), reached.label("a"), dialled.label("b")).where(urgent).subquery()
+    # First contact: joins to two small aggregates (no correlated subquery per case).
+    reached = (sa.select(CallbackRequest.case_id.label("case_id"), sa.func.min(CallbackAttempt.at).label("at"))
+               .join(CallbackRequest, CallbackRequest.id == CallbackAttempt.request_id)
+               .where(CallbackRequest.case_id.is_not(None), CallbackAttempt.outcome == "reached")
+               .group_by(CallbackRequest.case_id).subquery())
+    dialled = (sa.select(Call.call_sid.label("sid"), sa.func.min(CallEvent.at).label("at"))
+               .join(Call, Call.id == CallEvent.call_id)
+               .where(CallEvent.kind == "dial", CallEvent.detail == "completed", CallEvent.at >= lo)
+               .group_by(Call.call_sid).subquery())
+    pair = (sa.select(Case.created_at.label("created"), reached.c.at.label("a"), dialled.c.at.label("b"))
+            .outerjoin(reached, reached.c.case_id == Case.id).outerjoin(dialled, dialled.c.sid == Case.source_sid)
+            .where(urgent).subquery())
     first_contact = sa.case((pair.c.a.is_(None), pair.c.b), (pair.c.b.is_(None), pair.c.a),
                             (pair.c.a < pair.c.b, pair.c.a), else_=pair.c.b)
     contact = (sa.select(_seconds(first_contact, pair.c.created, dialect).label("d"))
                .where(sa.or_(pair.c.a.is_not(None), pair.c.b.is_not(None))))
-    cb_reach = (sa.select(sa.func.min(CallbackAttempt.at)).where(CallbackAttempt.request_id == CallbackRequest.id,
-                                                                CallbackAttempt.outcome == "reached")
-                .correlate(CallbackRequest).scalar_subquery())
-    cb_pair = (sa.select(CallbackRequest.created_at.label("created"), cb_reach.label("at"))
+    cb_reach = (sa.select(CallbackAttempt.request_id.label("id"), sa.func.min(CallbackAttempt.at).label("at"))
+                .where(CallbackAttempt.outcome == "reached").group_by(CallbackAttempt.request_id).subquery())
+    cb_pair = (sa.select(CallbackRequest.created_at.label("created"), cb_reach.c.at.label("at"))
+               .join(cb_reach, cb_reach.c.id == CallbackRequest.id)
                .where(in_range(CallbackRequest.created_at)).subquery())
     to_reach = sa.select(_seconds(cb_pair.c.at, cb_pair.c.created, dialect).label("d")).where(cb_pair.c.at.is_not(None))
     timed(Table("durations", "rep_duration", ["rep_n", "rep_median", "rep_p90"], [
