@@ -135,8 +135,9 @@ class CallEvent(Base):
     """A step of a call's path: node entered, key pressed, message completed, hang-up."""
 
     __tablename__ = "call_events"
-    # Reports: messages heard and the drop-off funnel read (kind, at) ranges, index only.
-    __table_args__ = (sa.Index("ix_call_events_kind_at", "kind", "at", "node", "call_id"),)
+    # Reports read messages played and the drop-off funnel from this index alone; (kind, call_id)
+    # first, so distinct calls per kind come out in order (no sort, no hash of millions of pairs).
+    __table_args__ = (sa.Index("ix_call_events_kind_call", "kind", "call_id", "at", "node", "detail"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(sa.ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())

@@ -224,11 +224,13 @@ def build(session: Session, period: Period) -> Report:
     new = dict.fromkeys(cols, 0)
     for b, n_unique, n_new in session.execute(q):
         if b in unique:
-            unique[b], new[b] = int(n_unique), int(n_new)
+            unique[b], new[b] = int(n_unique), int(n_new or 0)
+    # The range's distinct numbers: DISTINCT first, then one join for those numbers only.
+    ids = sa.select(Call.caller_id.label("caller_id")).where(calls, Call.caller_id.is_not(None)).distinct().subquery()
     total_unique, total_new = session.execute(
-        sa.select(sa.func.count(sa.distinct(Call.caller_id)),
-                  sa.func.count(sa.distinct(sa.case((in_range(Caller.created_at), Call.caller_id)))))
-        .select_from(Call).join(Caller, Caller.id == Call.caller_id).where(calls)).one()
+        sa.select(sa.func.count(), sa.func.sum(sa.case((in_range(Caller.created_at), 1), else_=0)))
+        .select_from(ids).join(Caller, Caller.id == ids.c.caller_id)).one()
+    total_new = total_new or 0
     timed(Table("callers", "rep_callers", cols, [
         Row("first_time", [new[c] for c in cols], int(total_new)),
         Row("returning", [unique[c] - new[c] for c in cols], int(total_unique) - int(total_new)),
