@@ -119,7 +119,8 @@ def staff() -> None:
 
 @staff.command("add", help="Create a staff account; asks for the password.")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["admin", "lawyer", "operator"]), default="operator", show_default=True)
+@click.option("--role", type=click.Choice(["admin", "lawyer", "operator", "reports"]), default="operator",
+              show_default=True)
 @click.option("--name", default="")
 @click.option("--phone", default=None, help="E.164 number that rings first when this person calls back.")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,

@@ -73,9 +73,10 @@ class Settings:
     # Delete Twilio's copy of a voicemail once it is stored (encrypted) in recordings_dir.
     recordings_delete_remote: bool = False
     recordings_dir: Path | None = None  # None: <instance>/recordings
-    # Recordings, message bodies, phone numbers and closed cases' notes older than this many days are
-    # purged (counts are kept); None (RETENTION_DAYS=0): never.
+    # Recordings, bodies, numbers and closed cases' notes older than this many days are purged; None: never.
     retention_days: int | None = 365
+    # Reports show counts from 1 to report_min_cell - 1 as "<N" (small-cell suppression).
+    report_min_cell: int = 5
     # The worker's loop: periodic duties, outbox sweep and heartbeat every this many seconds.
     worker_tick_seconds: int = 15
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -359,6 +360,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     delete_remote = _bool(env, "RECORDINGS_DELETE_REMOTE", False, errors)
     recordings_dir = _read(env, "RECORDINGS_DIR")
     retention_days = _int(env, "RETENTION_DAYS", 365, 0, errors) or None  # 0: keep everything
+    report_min_cell = _int(env, "REPORT_MIN_CELL", 5, 1, errors)
     worker_tick = _int(env, "WORKER_TICK_SECONDS", 15, 1, errors)
     trusted_proxies = _int(env, "TRUSTED_PROXIES", 0, 0, errors)
 
@@ -391,6 +393,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recordings_delete_remote=delete_remote,
         recordings_dir=Path(recordings_dir).resolve() if recordings_dir else None,
         retention_days=retention_days,
+        report_min_cell=report_min_cell,
         worker_tick_seconds=worker_tick,
         trusted_proxies=trusted_proxies,
     )

@@ -90,6 +90,7 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
     LAWYER = "lawyer"
     OPERATOR = "operator"
+    REPORTS = "reports"  # the reports page only: aggregate counts, never a case or a number
 
 
 class Caller(Base):
@@ -109,6 +110,8 @@ class Call(Base):
     """One phone call, inbound or placed by us; `state` is the menu engine's state."""
 
     __tablename__ = "calls"
+    # Reports count calls and distinct callers by period straight from this index.
+    __table_args__ = (sa.Index("ix_calls_started_caller", "started_at", "caller_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(sa.String(64), unique=True)
     caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"), index=True)
@@ -133,6 +136,9 @@ class CallEvent(Base):
     """A step of a call's path: node entered, key pressed, message completed, hang-up."""
 
     __tablename__ = "call_events"
+    # Reports read messages played and the drop-off funnel from this index alone; (kind, call_id)
+    # first, so distinct calls per kind come out in order (no sort, no hash of millions of pairs).
+    __table_args__ = (sa.Index("ix_call_events_kind_call", "kind", "call_id", "at", "node", "detail"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(sa.ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
@@ -221,6 +227,9 @@ class Case(Base):
     category: Mapped[CaseCategory] = mapped_column(_enum(CaseCategory), default=CaseCategory.OTHER)
     status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus), default=CaseStatus.NEW, index=True)
     country: Mapped[str | None] = mapped_column(sa.String(2))  # where the caller is
+    # Home province (and district) of the person the case is about: codes of hotline.services.places.
+    province: Mapped[str | None] = mapped_column(sa.String(2))
+    district: Mapped[str | None] = mapped_column(sa.String(4))
     language: Mapped[Language | None] = mapped_column(_enum(Language))
     # A family member may ask for someone else: who asked, for whom, and whether that person agreed.
     reported_by_other: Mapped[bool] = mapped_column(sa.Boolean, default=False)
@@ -291,7 +300,7 @@ class CallbackRequest(Base):
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     assigned_to_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
-    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", ondelete="SET NULL"))
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", ondelete="SET NULL"), index=True)
     outcome: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now(), index=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -230,7 +230,7 @@ def history(session: Session, case: Case, limit: int = 100) -> History:
 
 
 def assignable_staff(session: Session) -> list[StaffUser]:
-    return list(session.scalars(sa.select(StaffUser).where(StaffUser.active.is_(True))
+    return list(session.scalars(sa.select(StaffUser).where(StaffUser.active.is_(True), StaffUser.role != Role.REPORTS)
                                 .order_by(StaffUser.name, StaffUser.email)))
 
 

@@ -52,6 +52,9 @@ PUBLIC_ENDPOINTS = frozenset({"staff.login", "staff.static"})
 # What someone who must change their password (first login, after a reset) may still reach.
 BEFORE_PASSWORD_CHANGE = frozenset({"staff.password", "staff.logout", "staff.logout_everywhere",
                                     "staff.language", "staff.static"})
+# The only pages a `reports` account may open: counts, never a case, a callback or a number.
+REPORTS_ROLE_ENDPOINTS = frozenset({"staff.reports", "staff.reports_export", *BEFORE_PASSWORD_CHANGE,
+                                    *PUBLIC_ENDPOINTS})
 
 IDLE_TIMEOUT = timedelta(minutes=30)
 LOCK_AFTER = staff_service.LOCK_AFTER  # failed passwords in a row lock the account for LOCK_FOR
@@ -132,6 +135,10 @@ def _guard() -> WerkzeugResponse | None:
         refused = console_session()
         if refused is not None:
             return refused
+        if current_user.role == Role.REPORTS and request.endpoint not in REPORTS_ROLE_ENDPOINTS:
+            if request.endpoint == "staff.queue":
+                return redirect(url_for("staff.reports"))
+            abort(403)
     if current_app.config.get("WTF_CSRF_ENABLED", True) and not _twilio_view():
         csrf.protect()
     return None
@@ -472,4 +479,4 @@ def language():  # type: ignore[no-untyped-def]
 
 
 # The case and admin pages add their routes to `bp`; they must be imported before it is registered.
-from hotline.web import staff_admin, staff_cases  # noqa: E402,F401
+from hotline.web import staff_admin, staff_cases, staff_reports  # noqa: E402,F401
