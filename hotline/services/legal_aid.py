@@ -8,7 +8,7 @@ the number, so a retried or duplicated job sends nothing twice.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,13 +21,16 @@ from hotline.jobs import handler
 from hotline.models import (
     Case,
     CaseCategory,
+    CaseNote,
     CasePriority,
     CaseStatus,
+    CaseStatusChange,
     Direction,
     Message,
     MessageStatus,
     OnCallEntry,
     OutboxJob,
+    StaffUser,
 )
 from hotline.phones import mask
 from hotline.resources import Resources
@@ -59,6 +62,26 @@ def oncall_numbers(session: Session, settings: Settings, country: str | None) ->
         query = query.where(OnCallEntry.country == country)
     roster = list(session.scalars(query.order_by(OnCallEntry.position, OnCallEntry.id)))
     return list(dict.fromkeys(roster)) or settings.oncall_for(country or "")
+
+
+def taken_on_the_phone(s: Session, case: Case, phone: str, now: datetime) -> None:
+    """The on-call person at `phone` accepted the urgent call: the case is claimed, which stops the
+    escalation (it only texts NEW cases). By their staff account where a staff member has that
+    phone number; otherwise the case is claimed by nobody in particular and a note says who took it."""
+    staff = s.scalar(sa.select(StaffUser).where(StaffUser.phone == phone, StaffUser.active.is_(True)).limit(1))
+    staff_id = staff.id if staff else None
+    won = s.execute(sa.update(Case).where(Case.id == case.id, Case.status == CaseStatus.NEW)
+                    .values(status=CaseStatus.CLAIMED, claimed_by_id=staff_id, claimed_at=now)
+                    .execution_options(synchronize_session=False))
+    if won.rowcount:  # type: ignore[attr-defined]
+        s.add(CaseStatusChange(case_id=case.id, from_status=CaseStatus.NEW, to_status=CaseStatus.CLAIMED,
+                               staff_id=staff_id, reason="took the urgent call on the phone", at=now))
+    if staff_id is None or not won.rowcount:  # type: ignore[attr-defined]
+        name = s.scalar(sa.select(OnCallEntry.name).where(OnCallEntry.phone == phone).limit(1))
+        who = f"{name} ({mask(phone)})" if name else mask(phone)
+        s.add(CaseNote(case_id=case.id, staff_id=None, body=f"Urgent call taken on the phone by {who}.",
+                       created_at=now))
+    log.info("urgent case %s taken on the phone by %s", case.ref, mask(phone))
 
 
 def alert_text(case: Case, level: int, settings: Settings) -> str:
