@@ -37,7 +37,7 @@ from hotline.models import (
     Message,
     MessageStatus,
 )
-from hotline.phones import country_of
+from hotline.phones import country_of, is_withheld
 from hotline.services import intake
 from hotline.telephony.transport import PERMANENT_CODES
 
@@ -186,7 +186,8 @@ def _act(session: Session, caller: Caller, msg: InboundMessage, match: Match, la
                                    country=caller.country, language=language)
         return "urgent", language, case.id
     if match.intent == Intent.CALLBACK:
-        if caller.phone.startswith("+"):  # a channel address (tg:...) cannot be called back
+        # A channel address (tg:...) or a withheld ID cannot be called back.
+        if caller.phone.startswith("+") and not is_withheld(caller.phone):
             intake.request_callback(session, caller=caller, phone=caller.phone, source=msg.channel,
                                     source_sid=msg.sid, language=language)
             return "callback", language, None

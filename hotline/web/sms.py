@@ -13,6 +13,7 @@ from flask import Blueprint, Flask, current_app, request
 
 from hotline.channels.twilio_sms import TwilioSms
 from hotline.menus import keywords
+from hotline.services import legal_aid
 from hotline.services import sms as sms_service
 from hotline.telephony.signature import twilio_signed
 from hotline.telephony.twiml import empty_messaging, xml
@@ -59,10 +60,12 @@ def incoming():  # type: ignore[no-untyped-def]
 def status():  # type: ignore[no-untyped-def]
     """Delivery status of a message we sent; unknown MessageSids are answered 200 too."""
     s = session()
-    sms_service.record_status(s, sid=request.form.get("MessageSid", "")[:64],
-                              status=request.form.get("MessageStatus", ""),
-                              error_code=request.form.get("ErrorCode") or None,
-                              reply_to=request.args.get("reply_to"))
+    msg = sms_service.record_status(s, sid=request.form.get("MessageSid", "")[:64],
+                                    status=request.form.get("MessageStatus", ""),
+                                    error_code=request.form.get("ErrorCode") or None,
+                                    reply_to=request.args.get("reply_to"))
+    if msg is not None:  # an on-call alert that never arrived goes to the next person now
+        legal_aid.alert_not_delivered(s, current_app.config["HOTLINE"], msg)
     s.commit()
     return empty_messaging()
 
