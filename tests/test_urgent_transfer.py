@@ -13,7 +13,19 @@ from hotline.db import utcnow
 from hotline.models import Call, Case, CaseNote, CaseStatus, OnCallEntry, Role, StaffUser
 from hotline.services.legal_aid import escalate_overdue
 from tests.conftest import PUBLIC, run_worker_burst
-from tests.test_ivr_webhooks import KH_CALLER, OPEN, TH_CALLER, A, Phone, dial, gather, play, resp, urgent_closed, whisper_url
+from tests.test_ivr_webhooks import (
+    KH_CALLER,
+    OPEN,
+    TH_CALLER,
+    A,
+    Phone,
+    dial,
+    gather,
+    play,
+    resp,
+    urgent_closed,
+    whisper_url,
+)
 
 TH_FIRST, TH_SECOND = "+66812345001", "+66812345002"
 

@@ -82,7 +82,7 @@ def ask(waiting: dict[str, Any]) -> str | None:
     elif waiting["kind"] == "record":
         prompt = "recording: Enter sends the sample recording, h hangs up"
     else:
-        prompt = "ringing the lawyer: a = answer as the lawyer (press 1), v = a voicemail answers, Enter = nobody answers"
+        prompt = "ringing the lawyer: a = answer as the lawyer (press 1), v = voicemail, Enter = nobody answers"
     line = click.prompt(prompt, default="", show_default=False, prompt_suffix="> ")
     return None if line.strip().lower() in ("h", "hangup", "q") else line.strip()
 

@@ -206,7 +206,8 @@ class PhoneClient:
                   "ParentCallSid": state.call_sid, "CallStatus": "in-progress", "Direction": "outbound-dial",
                   "From": dial.get("caller_id") or self.hotline_number, "To": leg["number"], "Called": leg["number"],
                   "Caller": dial.get("caller_id") or self.hotline_number}
-        url, method, extra = urljoin(state.doc_url, leg["url"]), leg.get("method", "POST"), {}
+        url, method = urljoin(state.doc_url, leg["url"]), leg.get("method", "POST")
+        extra: dict[str, str] = {}
         for _ in range(5):  # a whisper is short; a loop in it ends as not connected
             reply = self.poster.request(method, url, {**params, **extra})
             step.events.append({"kind": "leg-webhook", "number": leg["number"], "method": method, "url": url,
@@ -217,7 +218,7 @@ class PhoneClient:
                 verbs = list(parse_twiml(reply.text))
             except (ET.ParseError, ValueError):
                 return False
-            nxt = None
+            nxt: tuple[str, str, dict[str, str]] | None = None
             for verb in verbs:
                 if verb.tag == "Gather":
                     step.events.extend({**self._media_event(c), "leg": leg["number"]} for c in verb)
