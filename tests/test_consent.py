@@ -93,3 +93,88 @@ def test_case_page_shows_the_consent_answers(phone, db, client) -> None:
     assert "Agreed to be contacted</dt><dd>yes" in page
     assert "Agreed to share details</dt><dd>not known" in page
     assert OTHER not in page  # masked until "Show full numbers"
+
+
+# -- by SMS: a family member's urgent text ----------------------------------------------------------
+
+FAMILY = "+85597111222"
+
+
+def text(twilio, body: str, sid: str | None = None):  # type: ignore[no-untyped-def]
+    r = twilio.post("/twilio/sms", twilio.sms_params(body, from_=FAMILY, sid=sid))
+    assert r.status_code == 200
+    return r.data.decode()
+
+
+def messages(twiml: str) -> list[str]:
+    import re
+
+    return re.findall(r"<Message[^>]*>([^<]*)</Message>", twiml)
+
+
+def sms_case(db) -> Case:  # type: ignore[no-untyped-def]
+    db.expire_all()
+    return db.scalars(sa.select(Case)).one()
+
+
+@pytest.mark.parametrize(("body", "lang"), [
+    ("my son is locked in at work", "km"),  # Latin text from a Cambodian number: answered in Khmer
+    ("កូនប្រុសខ្ញុំ ត្រូវប៉ូលិសចាប់", "km"),
+])
+def test_family_members_urgent_text_opens_a_report_for_someone_else_and_asks_consent(twilio, db, body: str,
+                                                                                     lang: str) -> None:
+    from hotline.menus import consent
+
+    texts = consent.load()
+    first = messages(text(twilio, body))
+    assert len(first) == 2 and first[1] == texts.reply("ask_contact", lang)
+    case = sms_case(db)
+    assert (case.reported_by_other, case.consent_contact, case.consent_share) == (True, None, None)
+    assert messages(text(twilio, "៨" if lang == "km" else "8")) == [texts.reply("ask_share", lang)]
+    assert messages(text(twilio, "9")) == [texts.reply("noted", lang)]
+    case = sms_case(db)
+    assert (case.consent_contact, case.consent_share) == (True, False)
+    # Once both are answered, an 8 is an ordinary text again (not a topic, not a consent answer).
+    assert messages(text(twilio, "8")) != [texts.reply("noted", lang)]
+    assert sms_case(db).consent_share is False
+
+
+def test_own_urgent_text_asks_no_consent_and_a_bare_8_stays_an_ordinary_text(twilio, db) -> None:
+    assert len(messages(text(twilio, "passport taken"))) == 1
+    assert sms_case(db).reported_by_other is False
+    text(twilio, "8")
+    assert (sms_case(db).consent_contact, sms_case(db).consent_share) == (None, None)
+
+
+def test_redelivered_consent_answer_is_applied_once(twilio, db) -> None:
+    text(twilio, "my husband was beaten")
+    text(twilio, "8", sid="SM" + "c" * 32)
+    text(twilio, "9", sid="SM" + "c" * 32)  # the same MessageSid again: ignored, even with another body
+    case = sms_case(db)
+    assert (case.consent_contact, case.consent_share) == (True, None)
+
+
+def test_an_unanswered_question_never_holds_the_report_back(twilio, db) -> None:
+    text(twilio, "my daughter not paid")
+    assert messages(text(twilio, "help"))  # the menu still answers
+    case = sms_case(db)
+    assert case.status == "new" and case.consent_contact is None
+
+
+def test_consent_texts_fit_two_sms_parts_in_every_language() -> None:
+    from hotline.menus import consent
+    from hotline.menus.textnorm import sms_segments
+
+    texts = consent.load()
+    for rid, by_lang in texts.replies.items():
+        assert set(by_lang) == {"km", "th", "en"}, rid
+        assert all(sms_segments(t) <= 2 for t in by_lang.values()), rid
+
+
+def test_a_consent_file_without_review_or_a_language_is_refused() -> None:
+    from hotline.menus import consent
+
+    with pytest.raises(ValueError, match="review"):
+        consent.parse({"someone_else": {}, "replies": {}})
+    with pytest.raises(ValueError, match="ask_contact: missing the th"):
+        consent.parse({"review": "native-speaker", "replies": {"ask_contact": {"km": "x", "en": "y"}}})

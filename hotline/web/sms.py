@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, current_app, request
 
 from hotline.channels.twilio_sms import TwilioSms
-from hotline.menus import keywords
+from hotline.menus import consent, keywords
 from hotline.services import legal_aid
 from hotline.services import sms as sms_service
 from hotline.telephony.signature import twilio_signed
@@ -33,6 +33,10 @@ def init_app(app: Flask) -> None:
         app.extensions[_EXT] = keywords.load(directory)
     except keywords.ScriptError as exc:
         raise keywords.ScriptError(f"SMS keywords in {directory} are not valid: {exc}") from None
+    try:
+        consent.load()  # the consent questions' texts: checked at start, not by the first family text
+    except ValueError as exc:
+        raise keywords.ScriptError(f"SMS consent questions are not valid: {exc}") from None
 
 
 def keyword_set() -> keywords.KeywordSet:
