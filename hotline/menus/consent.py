@@ -45,7 +45,8 @@ def parse(data: dict[str, Any], languages: tuple[str, ...] = ("km", "th", "en"))
     if not str(data.get("review") or "").strip():
         raise ValueError("review: say who must review these texts (e.g. native-speaker)")
     phrases = data.get("someone_else") or {}
-    latin, other = [], []
+    latin: list[str] = []
+    other: list[str] = []
     for lang in languages:
         for phrase in phrases.get(lang) or ():
             key = matching_key(str(phrase))
