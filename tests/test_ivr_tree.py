@@ -87,6 +87,8 @@ def test_whole_tree_is_reachable_in_each_language_with_valid_twiml_and_existing_
             seen.add(_key(url))
             stage = q.get("s", [""])[0]
             if "e=" in url:
+                if q["n"][0] == "language" and lang != SCRIPT.default_language:
+                    continue  # silence at the language menu means Khmer (tested in test_ivr_webhooks)
                 todo.append((url, {}))
             elif stage == "dial":
                 todo.extend((url, {"DialCallStatus": s}) for s in ("completed", "no-answer", "busy"))
