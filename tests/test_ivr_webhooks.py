@@ -138,13 +138,13 @@ class Phone:
     def dial_ends(self, status: str) -> str:
         return self._post(self._find("Dial").attrib["action"], DialCallStatus=status)
 
-    def leg_answers(self, number: str, digits: str | None) -> tuple[str, str | None]:
+    def leg_answers(self, number: str, digits: str | None, leg_sid: str | None = None) -> tuple[str, str | None]:
         """An on-call leg of the waiting <Dial> answers: Twilio fetches the Number's url on that leg
         (its own CallSid, ParentCallSid = this call); then the key pressed, if any, goes to the
         whisper's Gather. Returns (whisper TwiML, TwiML after the key or None)."""
         dial = self._find("Dial")
         num = next(n for n in dial if (n.text or "").strip() == number)
-        leg = {"CallSid": new_call_sid(), "ParentCallSid": self.sid, "From": "+85523000000", "To": number,
+        leg = {"CallSid": leg_sid or new_call_sid(), "ParentCallSid": self.sid, "From": "+85523000000", "To": number,
                "Called": number, "Direction": "outbound-dial", "CallStatus": "in-progress",
                "AccountSid": self.twilio_params()["AccountSid"]}
         first = self.twilio.post(num.attrib["url"].removeprefix(PUBLIC), leg)

@@ -157,3 +157,12 @@ def test_acceptance_for_a_call_that_has_no_case_still_connects(twilio, db) -> No
     path = whisper_url(call_id, "en", key=True).replace("&amp;", "&").removeprefix(PUBLIC)
     r = twilio.post(path, {"CallSid": "CAleg", "ParentCallSid": "CAnocase", "To": TH_FIRST, "Digits": "1"})
     assert r.data == b'<?xml version="1.0" encoding="UTF-8"?><Response />'
+
+
+def test_a_redelivered_1_from_the_same_leg_still_connects_and_claims_once(phone, db) -> None:
+    p = urgent_call(phone)
+    _, first = p.leg_answers(TH_FIRST, "1", leg_sid="CA" + "e" * 32)
+    _, again = p.leg_answers(TH_FIRST, "1", leg_sid="CA" + "e" * 32)  # Twilio retried the Gather action
+    assert first == again == '<?xml version="1.0" encoding="UTF-8"?><Response />'
+    assert [e for e in p.path() if e[0] == "transfer_accepted"] == [("transfer_accepted", "urgent", "+66******001")]
+    assert len(case_of(db, p).history) == 2  # opened, then claimed once

@@ -104,20 +104,24 @@ def _dropped_message(session: Session, script: Script, caller: Caller, call_id: 
     return f"{last.node}:{last.detail or 0}", str(prev.language) if prev.language else None
 
 
-def accept_transfer(session: Session, *, call_id: int | None, parent_sid: str, phone: str, now: datetime) -> bool:
+def accept_transfer(session: Session, *, call_id: int | None, parent_sid: str, leg_sid: str, phone: str,
+                    now: datetime) -> bool:
     """An on-call person pressed 1 on the whisper. The first leg to do so takes the call (a conditional
-    UPDATE: two lawyers pressing at once connect one) and the case; False for a later one.
+    UPDATE: two lawyers pressing at once connect one) and the case; False for a later leg. The same
+    leg's press redelivered by Twilio is still True (and changes nothing).
 
-    Recorded on the call itself (`answered_by`), where the Dial action reads it: DialCallStatus says
-    "completed" for a voicemail that picked up too, so it cannot tell who accepted.
+    Recorded on the call itself (`answered_by`, and the leg in `state`), where the Dial action reads
+    it: DialCallStatus says "completed" for a voicemail that picked up too, so it cannot tell.
     """
     call_id = call_id or call_id_for(session, parent_sid)
     if not call_id:
         return False
     won = session.execute(sa.update(Call).where(Call.id == call_id, Call.answered_by.is_(None))
-                          .values(answered_by=TRANSFER_ACCEPTED).execution_options(synchronize_session=False))
+                          .values(answered_by=TRANSFER_ACCEPTED, state={"accepted_leg": leg_sid[:64]})
+                          .execution_options(synchronize_session=False))
     if not won.rowcount:  # type: ignore[attr-defined]
-        return False
+        state = session.scalar(sa.select(Call.state).where(Call.id == call_id)) or {}
+        return bool(leg_sid) and state.get("accepted_leg") == leg_sid[:64]
     from hotline.services.legal_aid import taken_on_the_phone
 
     call_sid = session.scalar(sa.select(Call.call_sid).where(Call.id == call_id))

@@ -182,7 +182,7 @@ def _whisper() -> Response:
     s = session()
     try:
         accepted = service.accept_transfer(s, call_id=_int(args.get("c")) or None,
-                                           parent_sid=form.get("ParentCallSid", ""),
+                                           parent_sid=form.get("ParentCallSid", ""), leg_sid=form.get("CallSid", ""),
                                            phone=form.get("To", "") or form.get("Called", ""), now=rt.now())
         s.commit()
     except Exception:  # noqa: BLE001 - a person in danger is better put through than dropped
