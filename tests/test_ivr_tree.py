@@ -140,12 +140,14 @@ query = st.fixed_dictionaries({}, optional={
     "c": st.one_of(text, st.sampled_from(["1", "999999", "-1"])),
     "n": st.one_of(text, st.sampled_from(sorted(SCRIPT.nodes))),
     "l": st.one_of(text, st.sampled_from(["km", "th", "en"])),
-    "s": st.one_of(text, st.sampled_from(["p0", "p1", "p7", "after", "confirm", "number", "when", "dial", "record"])),
+    "s": st.one_of(text, st.sampled_from(["p0", "p1", "p7", "after", "confirm", "number", "when", "dial", "record",
+                                                  "consent_contact", "consent_share", "key"])),
     "k": text, "w": text, "r": st.one_of(text, st.sampled_from(["wages:1", "papers:x", "main:0"])),
     "e": st.sampled_from(["t", "d", "x", ""]),
     "recovered": st.sampled_from(["1", ""]),
 })
-ROUTES = ["/twilio/voice", "/twilio/voice/step", "/twilio/voice/status", "/twilio/voice/recording"]
+ROUTES = ["/twilio/voice", "/twilio/voice/step", "/twilio/voice/status", "/twilio/voice/recording",
+          "/twilio/voice/whisper"]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
