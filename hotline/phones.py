@@ -9,6 +9,17 @@ import phonenumbers
 # Countries whose callers we serve first-class; the order is the fallback order for parsing.
 HOME_REGIONS = ("KH", "TH")
 
+# What carriers and Twilio put in `From` when the caller withholds their number: the words, and the
+# same words typed on a keypad (ANONYMOUS = 266696687, RESTRICTED = 7378742833, UNKNOWN = 8656696,
+# BLOCKED = 2562533), with or without "+". "+266…" even parses as a Lesotho number.
+_WITHHELD = frozenset({"", "anonymous", "restricted", "unknown", "blocked", "private", "unavailable",
+                       "withheld", "266696687", "7378742833", "8656696", "2562533"})
+
+
+def is_withheld(from_: str | None) -> bool:
+    """True when a caller ID names nobody: every such caller is a stranger (one set lookup)."""
+    return (from_ or "").strip().lstrip("+").lower() in _WITHHELD
+
 
 def known_country(code: str | None) -> bool:
     """An ISO 3166 two-letter code that has phone numbers ("KH", "TH"; not "XX" or "ZZ")."""

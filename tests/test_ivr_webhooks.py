@@ -49,10 +49,10 @@ def play(lang: str, name: str) -> str:
 
 
 def gather(c: int, n: str, lang: str, *prompts: str, s: str = "", k: int = 0, w: int = 0, r: str = "",
-           timeout: int = 5, digits: int | None = 1, finish: str = "", on: str = "t") -> str:
+           timeout: int = 5, digits: int | None = 1, finish: str = "", on: str = "t", then: str = "") -> str:
     nd = f' numDigits="{digits}"' if digits else ""
     return (f'<Gather action="{url(c, n, lang, s, k, w, r)}" finishOnKey="{finish}" method="POST"{nd} '
-            f'timeout="{timeout}">' + "".join(play(lang, p) for p in prompts)
+            f'timeout="{timeout}">' + "".join(play(lang, p) for p in prompts) + then
             + f'</Gather><Redirect method="POST">{url(c, n, lang, s, k, w, r, e=on)}</Redirect>')
 
 
@@ -67,13 +67,21 @@ def record(c: int, lang: str) -> str:
             f'<Redirect method="POST">{url(c, "urgent", lang, "record", e="d")}</Redirect>')
 
 
+def whisper_url(c: int, lang: str, key: bool = False) -> str:
+    return f"{PUBLIC}/twilio/voice/whisper?c={c}&amp;n=urgent&amp;l={lang}" + ("&amp;s=key" if key else "")
+
+
 def dial(c: int, lang: str, *numbers: str) -> str:
+    # Every leg is screened: it hears the whisper and is put through only if it presses 1.
     return (f'<Dial action="{url(c, "urgent", lang, "dial")}" callerId="+85523000000" method="POST" timeout="25">'
-            + "".join(f"<Number>{n}</Number>" for n in numbers) + "</Dial>")
+            + "".join(f'<Number method="POST" url="{whisper_url(c, lang)}">{n}</Number>' for n in numbers)
+            + "</Dial>")
 
 
 def main_menu(c: int, lang: str, **kw: int) -> str:
-    return gather(c, "main", lang, "main_menu", **kw)  # type: ignore[arg-type]
+    # The menu in the caller's language, then "another language: press #" in every language.
+    every = "".join(play(other, "change_language") for other in LANGS)
+    return gather(c, "main", lang, "main_menu", then=every, **kw)  # type: ignore[arg-type]
 
 
 def urgent_closed(c: int, lang: str) -> str:
@@ -129,6 +137,27 @@ class Phone:
 
     def dial_ends(self, status: str) -> str:
         return self._post(self._find("Dial").attrib["action"], DialCallStatus=status)
+
+    def leg_answers(self, number: str, digits: str | None, leg_sid: str | None = None) -> tuple[str, str | None]:
+        """An on-call leg of the waiting <Dial> answers: Twilio fetches the Number's url on that leg
+        (its own CallSid, ParentCallSid = this call); then the key pressed, if any, goes to the
+        whisper's Gather. Returns (whisper TwiML, TwiML after the key or None)."""
+        dial = self._find("Dial")
+        num = next(n for n in dial if (n.text or "").strip() == number)
+        leg = {"CallSid": leg_sid or new_call_sid(), "ParentCallSid": self.sid, "From": "+85523000000", "To": number,
+               "Called": number, "Direction": "outbound-dial", "CallStatus": "in-progress",
+               "AccountSid": self.twilio_params()["AccountSid"]}
+        first = self.twilio.post(num.attrib["url"].removeprefix(PUBLIC), leg)
+        assert first.status_code == 200, first.data
+        if digits is None:
+            return first.data.decode(), None
+        action = ET.fromstring(first.data.decode().split("?>", 1)[1]).find("Gather").attrib["action"]  # type: ignore[union-attr]
+        second = self.twilio.post(action.removeprefix(PUBLIC), {**leg, "Digits": digits})
+        assert second.status_code == 200, second.data
+        return first.data.decode(), second.data.decode()
+
+    def twilio_params(self) -> dict[str, str]:
+        return self.twilio.voice_params(self.sid, self.from_)
 
     def records(self, recording_sid: str = "RE" + "1" * 32) -> str:
         return self._post(self._find("Record").attrib["action"], RecordingUrl=f"https://api.twilio.com/{recording_sid}",
@@ -193,8 +222,9 @@ def _entry(node: str, c: int, lang: str, **kw) -> str:  # type: ignore[no-untype
                 f'timeout="5">' + play("km", "choose_language") + play("th", "choose_language")
                 + play("en", "choose_language") + "</Gather>"
                 f'<Redirect method="POST">{url(c, "language", lang, e="t", **kw)}</Redirect>')
-    prompts = {"main": "main_menu", "offer_callback": "offer_callback", "urgent_done": "urgent_thanks",
-               "resume": "resume_offer"}
+    prompts = {"offer_callback": "offer_callback", "urgent_done": "urgent_thanks", "resume": "resume_offer"}
+    if node == "main":
+        return main_menu(c, lang, **kw)
     if node in prompts:
         return gather(c, node, lang, prompts[node], **kw)
     if node == "callback":
@@ -232,7 +262,8 @@ def test_every_menu_answers_silence_wrong_key_and_global_keys(phone, lang: str, 
     wrong = _entry(menu, c, lang, w=1, **({"r": "wages:1"} if menu == "resume" else {}))
     expected = {
         None: on_silence(c, lang),
-        "#": play(lang, "key_not_used") + wrong,
+        # "#" at the main menu chooses the language again; everywhere else it is not used.
+        "#": _entry("language", c, lang) if menu == "main" else play(lang, "key_not_used") + wrong,
         "9": urgent_closed(c, lang),
         "8": callback_confirm(c, lang),
         "*": on_repeat(c, lang),
@@ -289,13 +320,34 @@ def test_silence_replays_then_offers_callback_then_says_goodbye(phone) -> None:
 
 
 def test_wrong_keys_say_not_used_and_give_up_to_the_callback_offer(phone) -> None:
+    # Every key of the main menu is used now ("#" chooses the language again): a message's menu has
+    # free keys. A forged two-digit input at the main menu is a wrong key too.
     p = phone()
     p.call()
     p.press("3")
     c = p.c
+    assert p.press("12") == resp(play("en", "key_not_used") + main_menu(c, "en", w=1))
+    p.press("6")
+    p.silence()
     for w in range(1, 5):
-        assert p.press("#") == resp(play("en", "key_not_used") + main_menu(c, "en", w=w))
+        assert p.press("#") == resp(play("en", "key_not_used") + gather(c, "coming_home", "en", "after_message",
+                                                                         s="after", w=w))
     assert p.press("#") == resp(play("en", "key_not_used") + gather(c, "offer_callback", "en", "offer_callback"))
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_hash_at_the_main_menu_chooses_the_language_again_and_the_new_choice_is_remembered(phone, db,
+                                                                                          lang: str) -> None:
+    p = phone()
+    p.call()
+    p.press({"km": "1", "th": "2", "en": "3"}[lang])
+    again = phone()
+    assert again.call() == resp(main_menu(again.c, lang))  # remembered; the menu says "#" in every language
+    assert again.press("#") == resp(_entry("language", again.c, lang))
+    new = {"km": "2", "th": "3", "en": "1"}[lang]
+    new_lang = {"1": "km", "2": "th", "3": "en"}[new]
+    assert again.press(new) == resp(main_menu(again.c, new_lang))
+    assert db.scalar(sa.select(Caller.language).where(Caller.phone == KH_CALLER)) == new_lang
 
 
 @pytest.mark.parametrize(("from_", "part"), [(TH_CALLER, "msg_numbers_th"), (KH_CALLER, "msg_numbers_kh"),
@@ -326,17 +378,20 @@ def test_urgent_in_office_hours_rings_the_on_call_numbers_of_the_callers_country
     p.call()
     p.press("2")
     assert p.press("9") == resp(play("th", "urgent_connecting") + dial(p.c, "th", "+66812345001", "+66812345002"))
-    assert p.dial_ends("no-answer") == resp(play("th", "urgent_no_answer") + urgent_closed(p.c, "th"))
+    # Nobody took it: the same words as when nobody is on call (no "our team cannot answer" first).
+    assert p.dial_ends("no-answer") == resp(urgent_closed(p.c, "th"))
     assert p.silence() == resp(gather(p.c, "urgent_done", "th", "urgent_thanks"))  # said nothing: no recording
     assert [e for e in p.path() if e[0] in ("dial", "no_recording")] == [("dial", "urgent", "no-answer"),
                                                                           ("no_recording", "urgent", None)]
     assert db.scalar(sa.select(sa.func.count(Case.id))) == 1
 
 
-def test_answered_urgent_dial_goes_to_the_thank_you_menu(phone) -> None:
+def test_accepted_urgent_dial_goes_to_the_thank_you_menu(phone) -> None:
+    # Replaces the test that took DialCallStatus=completed alone as "answered" (a voicemail says it too).
     p = phone(KH_CALLER, when=OPEN)
     p.call()
     assert p.press("9") == resp(play("km", "urgent_connecting") + dial(p.c, "km", "+85512345001"))
+    p.leg_answers("+85512345001", "1")
     assert p.dial_ends("completed") == resp(gather(p.c, "urgent_done", "km", "urgent_thanks"))
 
 
@@ -411,7 +466,10 @@ def test_callback_for_another_number_is_parsed_in_the_callers_country(phone, db)
     assert p.press("123") == resp(play("en", "callback_invalid_number")
                                   + gather(p.c, "callback", "en", "callback_enter_number", s="number", w=1,
                                            timeout=10, digits=None, finish="#"))
-    assert p.press("0891234567") == resp(gather(p.c, "callback", "en", "callback_when", s="when"))
+    assert p.press("0891234567") == resp(gather(p.c, "callback", "en", "callback_consent_contact",
+                                                s="consent_contact"))
+    assert p.silence() == resp(gather(p.c, "callback", "en", "callback_consent_share", s="consent_share"))
+    assert p.silence() == resp(gather(p.c, "callback", "en", "callback_when", s="when"))
     assert p.silence() == resp(play("en", "callback_done") + main_menu(p.c, "en"))
     req = db.scalars(sa.select(CallbackRequest)).one()
     assert (req.phone, req.for_someone_else, req.preferred_time) == ("+66891234567", True, "now")

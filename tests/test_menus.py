@@ -148,9 +148,10 @@ def test_scripts_check_command_reports_problems_and_fails(voice_copy: Path) -> N
 def test_scripts_check_command_passes_on_the_shipped_script() -> None:
     result = CliRunner().invoke(cli, ["scripts", "check"])
     assert result.exit_code == 0, result.output
-    assert "15 nodes, 29 prompts, languages km, th, en: valid (87 texts marked for review)" in result.output
-    assert "audio: all 87 prompt files present" in result.output
+    assert "15 nodes, 32 prompts, languages km, th, en: valid (96 texts marked for review)" in result.output
+    assert "audio: all 96 prompt files present" in result.output
     assert "ivr_scripts/sms: ok: 3 languages, 135 replies within 2 parts" in result.output
+    assert "sms_consent.yaml: valid (3 questions and replies" in result.output
 
 
 def test_importing_the_menus_pulls_in_no_framework() -> None:
@@ -158,7 +159,7 @@ def test_importing_the_menus_pulls_in_no_framework() -> None:
     # is stood up bare here and only hotline.menus is imported.
     code = ("import sys, types; pkg = types.ModuleType('hotline'); pkg.__path__ = ['hotline']; "
             "sys.modules['hotline'] = pkg; "
-            "import hotline.menus.engine, hotline.menus.loader, hotline.menus.schema; "
+            "import hotline.menus.engine, hotline.menus.loader, hotline.menus.schema, hotline.menus.consent; "
             "bad = [m for m in ('flask', 'twilio', 'sqlalchemy', 'redis', 'werkzeug') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

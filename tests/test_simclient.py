@@ -344,7 +344,8 @@ def test_walker_reaches_the_real_menus_messages_and_urgent_path(app: Flask) -> N
     steps = walk(real_client(app), fresh_callers(), keys=["1", "9", ""], max_depth=2)
     by_path = {s.path: s for s in steps}
     assert by_path[()].played == ["km/choose_language", "th/choose_language", "en/choose_language"]
-    assert by_path[("1",)].played == ["km/main_menu"] and by_path[("1",)].waiting == "gather"
+    assert by_path[("1",)].played == ["km/main_menu", "km/change_language", "th/change_language",
+                                      "en/change_language"] and by_path[("1",)].waiting == "gather"
     assert by_path[("1", "1")].played == ["km/msg_before_you_go_1"]
     assert by_path[("1", "9")].waiting in ("dial", "record")  # office hours ring the lawyer first
     assert all(s.status in ("in-progress", "completed") for s in steps)
@@ -356,3 +357,38 @@ def test_fresh_callers_are_distinct_valid_cambodian_numbers() -> None:
     numbers = [fresh_callers()(i) for i in range(3)]
     assert numbers == ["+85512100000", "+85512100001", "+85512100002"]
     assert all(phonenumbers.is_valid_number(phonenumbers.parse(n)) for n in numbers)
+
+
+def _in_office_hours(app: Flask) -> None:
+    import dataclasses
+    from datetime import UTC, datetime
+
+    rt = app.extensions["hotline.ivr"]  # a Tuesday, 10:00 in Phnom Penh
+    app.extensions["hotline.ivr"] = dataclasses.replace(rt, now=lambda: datetime(2026, 11, 24, 3, 0, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(("outcome", "claimed", "then"), [
+    ("accept", True, "km/urgent_thanks"),   # pressed 1 on the whisper: connected, case claimed
+    ("voicemail", False, "km/urgent_record"),  # a voicemail picked up and pressed nothing
+    ("no-answer", False, "km/urgent_record"),
+])
+def test_simulated_lawyer_phone_runs_the_whisper_on_its_leg(app: Flask, db, outcome: str, claimed: bool,
+                                                             then: str) -> None:
+    from hotline.models import Case, CaseStatus
+
+    _in_office_hours(app)
+    client = real_client(app)
+    step = client.press(client.press(client.start_call("+85512345678").state, "1").state, "9")
+    assert step.waiting and step.waiting["kind"] == "dial"
+    assert step.waiting["legs"][0]["url"].startswith(PUBLIC + "/twilio/voice/whisper?")
+    step = client.dial_result(step.state, outcome)
+    result = next(e for e in step.events if e["kind"] == "dial-result")
+    assert result["bridged"] is claimed
+    assert result["status"] == ("no-answer" if outcome == "no-answer" else "completed")
+    heard_by_caller = [e["name"] for e in step.events if e["kind"] == "play" and not e.get("leg")]
+    assert heard_by_caller[0] == then
+    leg_heard = [e["name"] for e in step.events if e["kind"] == "play" and e.get("leg")]
+    assert leg_heard == ([] if outcome == "no-answer" else ["km/urgent_whisper", "th/urgent_whisper",
+                                                             "en/urgent_whisper"])
+    case = db.scalar(sa.select(Case).where(Case.source_sid == step.state.call_sid))
+    assert (case.status == CaseStatus.CLAIMED) is claimed

@@ -60,6 +60,14 @@ def register(cli: click.Group) -> None:
         except ScriptError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"{DEFAULT_DIR}: {summary} (details: `hotline scripts check-sms`)")
+        from hotline.menus import consent
+
+        try:
+            texts = consent.load()
+        except ValueError as exc:
+            raise click.ClickException(f"SMS consent questions: {exc}") from None
+        click.echo(f"{consent.CONSENT_FILE.name}: valid ({len(texts.replies)} questions and replies, "
+                   "review: native-speaker)")
 
     @audio.command("check", help="Print the prompt x language matrix: recorded, placeholder or missing.")
     @click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), default=None)

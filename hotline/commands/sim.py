@@ -52,7 +52,9 @@ def describe(event: dict[str, Any], lang: str | None, verbose: bool) -> str | No
     if kind == "dial":
         return f"  ☏ dialling {', '.join(event['numbers'])}"
     if kind == "dial-result":
-        return f"  dial result: {event['status']}"
+        return f"  dial result: {event['status']}" + (" (connected)" if event.get("bridged") else " (not connected)")
+    if kind == "leg-keys":
+        return f"  ☏ the lawyer's phone pressed {event['digits']}"
     if kind == "recorded":
         return f"  ● recording sent: {event['url']} ({event['duration']}s)"
     if kind == "ended":
@@ -80,7 +82,7 @@ def ask(waiting: dict[str, Any]) -> str | None:
     elif waiting["kind"] == "record":
         prompt = "recording: Enter sends the sample recording, h hangs up"
     else:
-        prompt = "ringing the lawyer: a = answer as the lawyer, Enter = nobody answers"
+        prompt = "ringing the lawyer: a = answer as the lawyer (press 1), v = voicemail, Enter = nobody answers"
     line = click.prompt(prompt, default="", show_default=False, prompt_suffix="> ")
     return None if line.strip().lower() in ("h", "hangup", "q") else line.strip()
 
@@ -104,7 +106,8 @@ def run_call(client: PhoneClient, s: Settings, from_: str, to: str | None, lang:
         elif waiting["kind"] == "record":
             step = client.record(step.state, recordings.add_sample())
         else:
-            step = client.dial_result(step.state, line.lower().startswith("a"))
+            answer = line.lower()[:1]
+            step = client.dial_result(step.state, {"a": "accept", "v": "voicemail"}.get(answer, "no-answer"))
         show(step, lang, verbose, play)
     return step.state.status
 

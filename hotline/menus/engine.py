@@ -18,6 +18,9 @@ from hotline.menus.loader import CONTINUE
 from hotline.menus.schema import REPEAT, Node, Route, Script
 
 WHEN = {"1": "now", "2": "evening", "3": "weekend"}
+# The Dial action's status when an on-call person pressed 1 on the whisper (the web layer knows it
+# from its own record, never from DialCallStatus: a voicemail that picks up also says "completed").
+ACCEPTED = "accepted"
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class State:
 
     node: str
     lang: str
-    stage: str = ""  # message: p0, p1.. or after; callback: confirm, number, when; urgent: dial, record
+    stage: str = ""  # message: p0, p1.. or after; callback: confirm, number, consent_*, when; urgent: dial, record
     tries: int = 0
     wrong: int = 0
     ref: str = ""  # resume node: "message_node:part" to continue
@@ -126,7 +129,18 @@ class SetCallbackTime:
     when: str  # now | evening | weekend
 
 
-Effect = SetLanguage | OpenUrgentCase | RequestCallback | SetCallbackTime
+@dataclass(frozen=True)
+class SetConsent:
+    """The caller asked for someone else: may we contact that person ("contact"), may we share the
+    details with a partner organisation ("share")? Not answering leaves it unknown (no effect)."""
+
+    question: str  # contact | share
+    answer: bool
+
+
+Effect = SetLanguage | OpenUrgentCase | RequestCallback | SetCallbackTime | SetConsent
+# Callback stages asked after another person's number, in order (each only if the node has its prompt).
+CONSENT_STAGES = ("consent_contact", "consent_share")
 
 
 @dataclass(frozen=True)
@@ -239,13 +253,16 @@ class _Turn:
         if node.type == "message":
             prompts = [(node.after, lang)]
         elif node.type == "callback":
-            prompts = [(node.prompts[{"confirm": "confirm", "number": "enter_number"}.get(st.stage, "when")], lang)]
+            role = {"confirm": "confirm", "number": "enter_number"}.get(st.stage, st.stage)
+            prompts = [(node.prompts[role if role in node.prompts else "when"], lang)]
             if st.stage == "number":
                 num_digits, finish, timeout = None, "#", node.number_timeout
         elif node.all_languages:
             prompts = [(node.prompt, other) for other in self.script.languages]
         else:
             prompts = [(node.prompt, lang)]
+        if node.every_language:
+            prompts += [(node.every_language, other) for other in self.script.languages]
         plays = tuple(Play(p, lg, self.script.audio(p, lg)) for p, lg in prompts if p)
         self.actions.append(Gather(plays, st, timeout, num_digits, finish))
         return self.done(st)
@@ -254,6 +271,8 @@ class _Turn:
         if node.type == "callback":
             if st.stage == "confirm":
                 return {"1": Route("$own"), "2": Route("$number")}
+            if st.stage in CONSENT_STAGES:
+                return {"1": Route("$yes"), "2": Route("$no")}
             return {k: Route("$when") for k in WHEN}
         return node.keys
 
@@ -279,6 +298,11 @@ class _Turn:
             return self.ask(node, State(node.id, st.lang, "when"))
         if route.target == "$number":
             return self.ask(node, State(node.id, st.lang, "number"))
+        if route.target in ("$yes", "$no"):
+            question = st.stage.removeprefix("consent_")
+            self.effects.append(SetConsent(question, route.target == "$yes"))
+            self.event("consent", node.id, f"{question} {'yes' if route.target == '$yes' else 'no'}")
+            return self.after_consent(node, st)
         if route.target == "$when":
             self.effects.append(SetCallbackTime(WHEN[digit]))
             self.event("callback_time", node.id, WHEN[digit])
@@ -302,6 +326,9 @@ class _Turn:
         self.event("silence", node.id, str(st.tries + 1))
         if node.type == "callback" and st.stage == "when":
             return self.callback_done(node, st.lang)  # the time is optional: "now" stands
+        if node.type == "callback" and st.stage in CONSENT_STAGES:
+            self.event("consent", node.id, st.stage.removeprefix("consent_") + " unknown")
+            return self.after_consent(node, st)  # never block the report: unknown stays possible
         if st.tries + 1 > node.no_input.retries:
             return self.follow(node.no_input.then, st.lang, chosen=False)
         return self.ask(node, replace(st, tries=st.tries + 1))
@@ -346,10 +373,10 @@ class _Turn:
         assert node.next is not None
         if st.stage == "dial":
             status = (inp.status if inp.kind == Kind.DIAL else "") or "failed"
-            self.event("dial", node.id, status[:32])
-            if status == "completed":
+            self.event("dial", node.id, (status if status != "completed" else "completed, not accepted")[:32])
+            if status == ACCEPTED:
                 return self.enter(node.next, st.lang)
-            self.play(node.prompts["no_answer"], st.lang)
+            # Nobody pressed 1 (no answer, a voicemail, a wrong key): the same step as nobody on call.
             return self.record(node, st.lang)
         if st.stage == "record":
             self.event("recorded" if inp.kind == Kind.RECORDED else "no_recording", node.id)
@@ -366,13 +393,19 @@ class _Turn:
         if phone:
             self.effects.append(RequestCallback(phone, for_someone_else=True))
             self.event("callback_requested", node.id, "other number")
-            return self.ask(node, State(node.id, st.lang, "when"))
+            return self.after_consent(node, State(node.id, st.lang, "number"))
         # The digits themselves are a phone number: never stored in the call's path.
         self.event("invalid_number", node.id, f"{len(digits)} digits")
         self.play(node.prompts["invalid_number"], st.lang)
         if st.wrong + 1 > node.wrong_key.retries:
             return self.follow(node.wrong_key.then, st.lang, chosen=False)
         return self.ask(node, replace(st, wrong=st.wrong + 1))
+
+    def after_consent(self, node: Node, st: State) -> Step:
+        """The next consent question this node asks after `st.stage`, else when to call."""
+        later = CONSENT_STAGES[CONSENT_STAGES.index(st.stage) + 1:] if st.stage in CONSENT_STAGES else CONSENT_STAGES
+        stage = next((s for s in later if s in node.prompts), "when")
+        return self.ask(node, State(node.id, st.lang, stage))
 
     def callback_done(self, node: Node, lang: str) -> Step:
         assert node.next is not None

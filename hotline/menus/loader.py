@@ -36,12 +36,14 @@ REQUIRED_COMMON = ("key_not_used", "goodbye", "system_error")
 # The fallback in hotline.web.errors plays these audio names directly, in any language.
 FIXED_AUDIO = {"goodbye": "goodbye", "system_error": "system_error"}
 ROLE_PROMPTS = {
-    "urgent": ("connecting", "record", "no_answer"),
+    "urgent": ("connecting", "record", "whisper"),  # whisper: heard by the on-call person, not the caller
     "callback": ("confirm", "enter_number", "invalid_number", "when", "done"),
 }
+# Asked only when given: a callback node without them simply asks no consent questions.
+OPTIONAL_ROLE_PROMPTS = {"callback": ("consent_contact", "consent_share")}
 NODE_FIELDS = {
     "common": {"type", "timeout", "no_input", "wrong_key", "globals"},
-    "menu": {"prompt", "keys", "all_languages"},
+    "menu": {"prompt", "keys", "all_languages", "every_language"},
     "message": {"parts", "parts_by_country", "after", "keys"},
     "urgent": {"prompts", "next", "dial_timeout", "record_max_seconds", "record_timeout"},
     "callback": {"prompts", "next", "number_timeout"},
@@ -350,6 +352,8 @@ class _Builder:
         if ntype in ("menu", "resume", "hangup"):
             kw["prompt"] = self._prompt_ref(nid, "prompt", spec.get("prompt"))
         kw["all_languages"] = bool(spec.get("all_languages", False))
+        if spec.get("every_language") is not None:
+            kw["every_language"] = self._prompt_ref(nid, "every_language", spec.get("every_language"))
         kw["keys"] = self._keys(nid, ntype, spec.get("keys") or {}, kw["globals"])
         if ntype == "message":
             kw["parts_by_country"] = self._parts(nid, spec)
@@ -358,6 +362,11 @@ class _Builder:
             raw_roles = spec.get("prompts")
             roles: dict[str, Any] = raw_roles if isinstance(raw_roles, dict) else {}
             kw["prompts"] = {r: self._prompt_ref(nid, f"prompts.{r}", roles.get(r)) for r in ROLE_PROMPTS[ntype]}
+            optional = OPTIONAL_ROLE_PROMPTS.get(ntype, ())
+            kw["prompts"].update({r: self._prompt_ref(nid, f"prompts.{r}", roles[r]) for r in optional if r in roles})
+            unknown_roles = set(map(str, roles)) - set(ROLE_PROMPTS[ntype]) - set(optional)
+            if unknown_roles:
+                self.err(nid, "prompts", f"unknown prompt role(s): {', '.join(sorted(unknown_roles))}")
             kw["next"] = (self._route(nid, "next", spec.get("next")) or Route("")).target
         if ntype == "urgent":
             kw["dial_timeout"] = self._int(nid, "dial_timeout", spec.get("dial_timeout", 25), 5, 60)

@@ -46,6 +46,7 @@ class Node:
     type: str
     prompt: str | None = None
     all_languages: bool = False  # play the prompt once in every language (the language menu)
+    every_language: str | None = None  # menu: a prompt played after `prompt`, once in each language
     keys: Mapping[str, Route] = field(default_factory=dict)
     globals: bool = True  # whether the global keys (9, 8, *, 0) work here
     timeout: int = 5

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from hotline.db import insert_ignore, utcnow
 from hotline.models import Caller
-from hotline.phones import country_of
+from hotline.phones import country_of, is_withheld
 
 SEEN_RESOLUTION = timedelta(hours=1)
 
@@ -31,3 +31,9 @@ def get_or_create(session: Session, phone: str) -> Caller:
         # Reporting needs "seen today", not the second: skip an UPDATE on most requests.
         caller.last_seen_at = now
     return caller
+
+
+def known(session: Session, phone: str) -> Caller | None:
+    """The caller for `phone`, or None when the number is withheld: withheld callers are strangers
+    to each other, so they share no row (no remembered language, no history, no resume offer)."""
+    return None if is_withheld(phone) else get_or_create(session, phone)

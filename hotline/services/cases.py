@@ -210,6 +210,10 @@ class History:
 def history(session: Session, case: Case, limit: int = 100) -> History:
     h = History()
     recs = sa.select(Recording).where(Recording.case_id == case.id)
+    if case.caller_id is None and case.source_sid:
+        # A withheld number has no caller row and so no history: only the call that opened this case.
+        h.calls = list(session.scalars(sa.select(Call).options(selectinload(Call.events))
+                                       .where(Call.call_sid == case.source_sid)))
     if case.caller_id is not None:
         h.calls = list(session.scalars(
             sa.select(Call).options(selectinload(Call.events)).where(Call.caller_id == case.caller_id)

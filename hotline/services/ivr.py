@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session
 
 from hotline.background.outbox import add_job
 from hotline.db import Database, insert_ignore, utcnow
-from hotline.menus.engine import Effect, Event, OpenUrgentCase, RequestCallback, SetCallbackTime, SetLanguage
+from hotline.menus.engine import (
+    Effect,
+    Event,
+    OpenUrgentCase,
+    RequestCallback,
+    SetCallbackTime,
+    SetConsent,
+    SetLanguage,
+)
 from hotline.menus.schema import Script
 from hotline.models import (
     Call,
@@ -33,13 +41,14 @@ from hotline.models import (
     Language,
     Recording,
 )
-from hotline.phones import country_of, to_e164
+from hotline.phones import country_of, is_withheld, mask, to_e164
 from hotline.services import callers, intake
 from hotline.settings import Settings
 
 log = logging.getLogger(__name__)
 RECORDING_JOB = "recording.fetch"
 FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+TRANSFER_ACCEPTED = "oncall"  # Call.answered_by of an inbound call whose urgent transfer someone accepted
 
 
 @dataclass(frozen=True)
@@ -51,12 +60,13 @@ class CallStart:
 
 def begin_call(session: Session, script: Script, *, call_sid: str, from_: str, to: str,
                now: datetime) -> CallStart:
-    """Store the call (once per CallSid) and find what the caller's number tells us."""
-    caller = callers.get_or_create(session, from_)
+    """Store the call (once per CallSid) and find what the caller's number tells us (nothing if withheld)."""
+    caller = callers.known(session, from_)
     call_id = session.scalar(sa.select(Call.id).where(Call.call_sid == call_sid)) if call_sid else None
     if call_id is None:
-        values: dict[str, Any] = {"call_sid": call_sid or None, "caller_id": caller.id, "to_number": to[:20],
-                                   "line": "main", "language": caller.language, "state": {}, "started_at": now,
+        values: dict[str, Any] = {"call_sid": call_sid or None, "caller_id": caller.id if caller else None,
+                                   "to_number": to[:20], "line": "main",
+                                   "language": caller.language if caller else None, "state": {}, "started_at": now,
                                    "direction": Direction.INBOUND, "status": "in-progress", "provider": "twilio"}
         if call_sid:
             call_id = insert_ignore(session, Call.__table__, values, "call_sid")
@@ -65,6 +75,8 @@ def begin_call(session: Session, script: Script, *, call_sid: str, from_: str, t
         else:
             call_id = session.execute(sa.insert(Call).values(**values).returning(Call.id)).scalar()
         assert call_id is not None
+    if caller is None:
+        return CallStart(call_id, None, None)
     lang = str(caller.language) if caller.language else None
     resume, prev_lang = _dropped_message(session, script, caller, call_id, now)
     return CallStart(call_id, lang or (prev_lang if resume else None), resume)
@@ -90,6 +102,41 @@ def _dropped_message(session: Session, script: Script, caller: Caller, call_id: 
     if last is None or last.kind != "message_part" or last.node not in script.nodes:
         return None, None
     return f"{last.node}:{last.detail or 0}", str(prev.language) if prev.language else None
+
+
+def accept_transfer(session: Session, *, call_id: int | None, parent_sid: str, leg_sid: str, phone: str,
+                    now: datetime) -> bool:
+    """An on-call person pressed 1 on the whisper. The first leg to do so takes the call (a conditional
+    UPDATE: two lawyers pressing at once connect one) and the case; False for a later leg. The same
+    leg's press redelivered by Twilio is still True (and changes nothing).
+
+    Recorded on the call itself (`answered_by`, and the leg in `state`), where the Dial action reads
+    it: DialCallStatus says "completed" for a voicemail that picked up too, so it cannot tell.
+    """
+    call_id = call_id or call_id_for(session, parent_sid)
+    if not call_id:
+        return False
+    won = session.execute(sa.update(Call).where(Call.id == call_id, Call.answered_by.is_(None))
+                          .values(answered_by=TRANSFER_ACCEPTED, state={"accepted_leg": leg_sid[:64]})
+                          .execution_options(synchronize_session=False))
+    if not won.rowcount:  # type: ignore[attr-defined]
+        state = session.scalar(sa.select(Call.state).where(Call.id == call_id)) or {}
+        return bool(leg_sid) and state.get("accepted_leg") == leg_sid[:64]
+    from hotline.services.legal_aid import taken_on_the_phone
+
+    call_sid = session.scalar(sa.select(Call.call_sid).where(Call.id == call_id))
+    case = session.scalar(sa.select(Case).where(Case.source_sid == call_sid)) if call_sid else None
+    if case is not None:
+        taken_on_the_phone(session, case, phone, now)
+    record_events(session, call_id, [Event("transfer_accepted", "urgent", mask(phone))], at=now)
+    return True
+
+
+def transfer_accepted(session: Session, call_id: int | None) -> bool:
+    """Whether an on-call person accepted this call's urgent transfer (read by the Dial action only)."""
+    if not call_id:
+        return False
+    return session.scalar(sa.select(Call.answered_by).where(Call.id == call_id)) == TRANSFER_ACCEPTED
 
 
 def call_id_for(session: Session, call_sid: str) -> int | None:
@@ -193,24 +240,48 @@ def apply_effects(session: Session, effects: Sequence[Effect], *, call_id: int |
         if isinstance(effect, SetLanguage):
             if call_id:
                 session.execute(sa.update(Call).where(Call.id == call_id).values(language=Language(effect.lang)))
-            if effect.remember:
-                callers.get_or_create(session, from_).language = Language(effect.lang)
+            caller = callers.known(session, from_) if effect.remember else None
+            if caller is not None:
+                caller.language = Language(effect.lang)
         elif isinstance(effect, OpenUrgentCase):
-            case, created = intake.open_case(session, caller=callers.get_or_create(session, from_), source="voice",
+            case, created = intake.open_case(session, caller=callers.known(session, from_), source="voice",
                                              source_sid=call_sid or None, priority=CasePriority.URGENT,
                                              country=country, language=lang)
             log.info("urgent case %s %s from CallSid=%s", case.ref, "opened" if created else "already open", call_sid)
         elif isinstance(effect, RequestCallback):
+            # A withheld caller is never offered "this number" (Context.own_number): effect.phone is set.
             phone = effect.phone or to_e164(from_) or from_
-            intake.request_callback(session, caller=callers.get_or_create(session, from_), phone=phone,
-                                    source="ivr", source_sid=call_sid or None, language=lang,
-                                    for_someone_else=effect.for_someone_else)
+            caller = callers.known(session, from_)
+            case_id = None
+            if effect.for_someone_else and call_sid:
+                # Another person's number: a (normal) case records who asked, for whom, and the consent
+                # answers that follow; one per call, so a redelivered step opens no second one.
+                case, _ = intake.open_case(session, caller=caller, source="voice", source_sid=report_sid(call_sid),
+                                           priority=CasePriority.NORMAL, country=country, language=lang,
+                                           reported_by_other=True, subject_phone=phone)
+                case_id = case.id
+            intake.request_callback(session, caller=caller, phone=phone, source="ivr", source_sid=call_sid or None,
+                                    language=lang, for_someone_else=effect.for_someone_else, case_id=case_id)
+        elif isinstance(effect, SetConsent) and call_sid:
+            column = {"contact": "consent_contact", "share": "consent_share"}[effect.question]
+            session.execute(sa.update(Case).where(Case.source_sid == report_sid(call_sid))
+                            .values({column: effect.answer}))
+            if effect.question == "contact":
+                session.execute(sa.update(CallbackRequest)
+                                .where(CallbackRequest.source_sid == call_sid,
+                                       CallbackRequest.status.in_(intake.OPEN_STATES))
+                                .values(consent_contact=effect.answer))
         elif isinstance(effect, SetCallbackTime) and call_sid:
             # Only the request this call made: an older open request keeps what was agreed for it.
             session.execute(sa.update(CallbackRequest)
                             .where(CallbackRequest.source_sid == call_sid,
                                    CallbackRequest.status.in_(intake.OPEN_STATES))
                             .values(preferred_time=effect.when))
+
+
+def report_sid(call_sid: str) -> str:
+    """Case.source_sid of the report a call made for someone else (its urgent case has the CallSid)."""
+    return f"{call_sid}:other"
 
 
 def oncall_numbers(session: Session, settings: Settings, country: str | None) -> tuple[str, ...]:
@@ -222,11 +293,11 @@ def oncall_numbers(session: Session, settings: Settings, country: str | None) ->
 
 def missed_call(session: Session, *, call_sid: str, from_: str, to: str, tz: ZoneInfo, now: datetime) -> bool:
     """A ring on the missed-call line: store a callback request at most once per number per day."""
-    caller = callers.get_or_create(session, from_)
+    caller = callers.known(session, from_)
     if call_sid and session.scalar(sa.select(Call.id).where(Call.call_sid == call_sid)) is None:
-        session.add(Call(call_sid=call_sid, caller_id=caller.id, to_number=to[:20], line="missed", status="busy",
-                         outcome="missed_call", state={}))
-    phone = to_e164(from_)
+        session.add(Call(call_sid=call_sid, caller_id=caller.id if caller else None, to_number=to[:20],
+                         line="missed", status="busy", outcome="missed_call", state={}))
+    phone = to_e164(from_) if caller is not None else None
     if phone is None:
         return False  # withheld or not a number: nothing to call back
     local = now.astimezone(tz)
@@ -236,7 +307,7 @@ def missed_call(session: Session, *, call_sid: str, from_: str, to: str, tz: Zon
     if today is not None:
         return False
     _req, created = intake.request_callback(session, caller=caller, phone=phone, source="missed_call",
-                                            source_sid=call_sid or None, language=caller.language)
+                                            source_sid=call_sid or None, language=caller.language if caller else None)
     return created
 
 
@@ -293,8 +364,9 @@ _HOME_PREFIXES = (("+855", "KH"), ("+66", "TH"))
 
 
 def country_for(from_: str) -> str | None:
-    """Country of a caller ID; the two home countries without a full parse (it runs on every step)."""
+    """Country of a caller ID; the two home countries without a full parse (it runs on every step).
+    A withheld ID has none, even in its keypad form (+266696687 would parse as Lesotho)."""
     for prefix, country in _HOME_PREFIXES:
         if from_.startswith(prefix) and from_[1:].isdigit():
             return country
-    return country_of(from_) if from_.startswith("+") else None
+    return country_of(from_) if from_.startswith("+") and not is_withheld(from_) else None

@@ -8,7 +8,7 @@ the number, so a retried or duplicated job sends nothing twice.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,13 +22,16 @@ from hotline.db import utcnow
 from hotline.models import (
     Case,
     CaseCategory,
+    CaseNote,
     CasePriority,
     CaseStatus,
+    CaseStatusChange,
     Direction,
     Message,
     MessageStatus,
     OnCallEntry,
     OutboxJob,
+    StaffUser,
 )
 from hotline.phones import mask
 from hotline.resources import Resources
@@ -53,6 +56,17 @@ ALERT_LABELS = {
 }
 
 
+# What the carrier errors of a delivery report mean, for the case page (Twilio's error dictionary).
+CARRIER_ERRORS = {
+    "30003": "phone unreachable or switched off",
+    "30004": "message blocked",
+    "30005": "unknown or inactive number",
+    "30006": "landline or unreachable carrier",
+    "30007": "filtered by the carrier",
+    "30008": "unknown carrier error",
+}
+
+
 def oncall_numbers(session: Session, settings: Settings, country: str | None) -> list[str]:
     """On-call numbers for a country, in order: the console's roster, else HOTLINE_ONCALL."""
     query = sa.select(OnCallEntry.phone).where(OnCallEntry.active.is_(True))
@@ -60,6 +74,26 @@ def oncall_numbers(session: Session, settings: Settings, country: str | None) ->
         query = query.where(OnCallEntry.country == country)
     roster = list(session.scalars(query.order_by(OnCallEntry.position, OnCallEntry.id)))
     return list(dict.fromkeys(roster)) or settings.oncall_for(country or "")
+
+
+def taken_on_the_phone(s: Session, case: Case, phone: str, now: datetime) -> None:
+    """The on-call person at `phone` accepted the urgent call: the case is claimed, which stops the
+    escalation (it only texts NEW cases). By their staff account where a staff member has that
+    phone number; otherwise the case is claimed by nobody in particular and a note says who took it."""
+    staff = s.scalar(sa.select(StaffUser).where(StaffUser.phone == phone, StaffUser.active.is_(True)).limit(1))
+    staff_id = staff.id if staff else None
+    won = s.execute(sa.update(Case).where(Case.id == case.id, Case.status == CaseStatus.NEW)
+                    .values(status=CaseStatus.CLAIMED, claimed_by_id=staff_id, claimed_at=now)
+                    .execution_options(synchronize_session=False))
+    if won.rowcount:  # type: ignore[attr-defined]
+        s.add(CaseStatusChange(case_id=case.id, from_status=CaseStatus.NEW, to_status=CaseStatus.CLAIMED,
+                               staff_id=staff_id, reason="took the urgent call on the phone", at=now))
+    if staff_id is None or not won.rowcount:  # type: ignore[attr-defined]
+        name = s.scalar(sa.select(OnCallEntry.name).where(OnCallEntry.phone == phone).limit(1))
+        who = f"{name} ({mask(phone)})" if name else mask(phone)
+        s.add(CaseNote(case_id=case.id, staff_id=None, body=f"Urgent call taken on the phone by {who}.",
+                       created_at=now))
+    log.info("urgent case %s taken on the phone by %s", case.ref, mask(phone))
 
 
 def alert_text(case: Case, level: int, settings: Settings) -> str:
@@ -107,15 +141,50 @@ def notify(res: Resources, s: Session, job: OutboxJob) -> None:
 def skip_to_next(res: Resources, s: Session, case: Case, level: int, numbers: list[str]) -> None:
     """A number that can never be reached (invalid, opted out) must not cost the caller the
     escalation wait: text the next on-call person now. This job still fails, visibly."""
+    if pass_on(s, case.id, level, numbers):
+        s.commit()  # the outbox hook enqueues it after this commit (hotline.background.outbox.install)
+
+
+def pass_on(s: Session, case_id: int, level: int, numbers: list[str]) -> bool:
+    """Queue the alert for the next on-call person now, if the case is still at `level` and unclaimed.
+    A conditional UPDATE: a retried job, a redelivered status callback and the escalation sweep
+    racing on one case pass it on once. The caller commits."""
     if level >= max_level(numbers) or recipient(numbers, level + 1) == recipient(numbers, level):
-        return
-    result = s.execute(sa.update(Case).where(Case.id == case.id, Case.escalation_level == level)
+        return False
+    result = s.execute(sa.update(Case).where(Case.id == case_id, Case.escalation_level == level,
+                                             Case.status == CaseStatus.NEW)
                        .values(escalation_level=level + 1, notified_at=utcnow())
                        .execution_options(synchronize_session=False))
-    if result.rowcount:  # type: ignore[attr-defined]
-        outbox.add_job(s, NOTIFY_JOB, {"case_id": case.id, "level": level + 1}, queue="urgent",
-                       case_id=case.id)
-        s.commit()  # the outbox hook enqueues it after this commit (hotline.background.outbox.install)
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    outbox.add_job(s, NOTIFY_JOB, {"case_id": case_id, "level": level + 1}, queue="urgent", case_id=case_id)
+    return True
+
+
+def alert_not_delivered(s: Session, settings: Settings, msg: Message) -> bool:
+    """A delivery report says an alert never reached the phone (carrier errors 30003-30008 and the
+    like, reported minutes after Twilio accepted it): show it on the case and pass the alert to the
+    next on-call person at once, instead of after the escalation wait. Once, however often or in
+    whatever order the status callbacks come. Returns whether the next person was queued."""
+    if (msg.purpose != ALERT_PURPOSE or msg.case_id is None
+            or msg.status not in (MessageStatus.UNDELIVERED, MessageStatus.FAILED)):
+        return False
+    parts = (msg.idempotency_key or "").split(":")  # case:<id>:alert:<level>:<phone> (send_alert)
+    if len(parts) != 5 or not parts[3].isdigit():
+        return False
+    case = s.get(Case, msg.case_id)
+    if case is None:
+        return False
+    why = msg.error_message or CARRIER_ERRORS.get(msg.error_code or "")
+    reason = f" ({msg.error_code}{': ' + why if why else ''})" if msg.error_code else ""
+    case.last_error = f"alert to {mask(msg.peer)} {msg.status}{reason}"[:255]
+    if case.priority != CasePriority.URGENT or case.status != CaseStatus.NEW:
+        return False
+    passed = pass_on(s, case.id, int(parts[3]), oncall_numbers(s, settings, case.country))
+    if passed:
+        log.warning("alert for case %s %s (%s): passed to the next on-call person", case.ref, msg.status,
+                    msg.error_code)
+    return passed
 
 
 def send_alert(s: Session, transport: Transport, settings: Settings, case: Case, level: int, phone: str) -> None:

@@ -37,8 +37,8 @@ from hotline.models import (
     Message,
     MessageStatus,
 )
-from hotline.phones import country_of
-from hotline.services import intake, sendgate
+from hotline.phones import country_of, is_withheld
+from hotline.services import consent, intake, sendgate
 from hotline.telephony.transport import PERMANENT_CODES
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,9 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
                    caller_id=caller.id, peer=caller.phone, body=body, language=Language(language),
                    keyword=match.label, created_at=now, segments=None, purpose=None, case_id=None,
                    idempotency_key=None, status=MessageStatus.IGNORED if limited else MessageStatus.RECEIVED)
-    acts = limited or match.intent not in _PURE or msg.answered_by_provider
+    # A bare yes/no answering our consent question (hotline.services.consent): one SELECT, only then.
+    answered = None if limited else consent.take_answer(session, caller.id, body, language, now)
+    acts = limited or answered is not None or match.intent not in _PURE or msg.answered_by_provider
     if acts:
         # Stored before anything is done: a duplicate MessageSid fails this INSERT, before any action.
         inbound_id = conn.execute(_INSERT_INBOUND, inbound).scalar_one()
@@ -135,16 +137,24 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
         case_id = _despite_limit(session, keywords, caller, msg, match, language, now)
         _save_caller(conn, caller, before, None if new else now)
         return Outcome(match=match, rate_limited=True, case_id=case_id)
-    reply_id, language, case_id = _act(session, caller, msg, match, language, now)
+    if answered is not None:
+        reply_id, (case_id, answer_text) = "consent", answered
+    else:
+        reply_id, language, case_id = _act(session, caller, msg, match, language, now)
     _save_caller(conn, caller, before, None if new else now)
     if case_id is not None:
         conn.execute(_LINK_CASE, {"message_id": inbound_id, "case_id": case_id})
     if msg.answered_by_provider:
         return Outcome(match=match, case_id=case_id)
-    text = keywords.render(reply_id, language, caller.country)
+    text = answer_text if answered is not None else keywords.render(reply_id, language, caller.country)
     reply = OutboundMessage(body=text, language=language, segments=sms_segments(text), reply_to=msg.sid)
+    replies = [reply]
+    if reply_id == "urgent" and case_id is not None and consent.about_someone_else(body):
+        # A family member's report: the first consent question follows the urgent reply.
+        ask = consent.first_question(language)
+        replies.append(OutboundMessage(body=ask, language=language, segments=sms_segments(ask), reply_to=msg.sid))
     # The opt-out was read with the caller row: the gate costs no round trip here.
-    cleared = sendgate.clear_replies(caller.phone or "", (reply,), opted_out_at=caller.opted_out_at,
+    cleared = sendgate.clear_replies(caller.phone or "", replies, opted_out_at=caller.opted_out_at,
                                      was_opted_out_at=before[1])
     if not cleared:
         # Opted out: stored (and any case or callback request opened), but nothing is texted back.
@@ -156,8 +166,11 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
                     caller_id=caller.id, peer=caller.phone, body=text, language=Language(language), keyword=None,
                     created_at=now, segments=reply.segments, purpose=REPLY_PURPOSE, case_id=case_id,
                     idempotency_key=reply_key(msg.sid) if msg.sid else None, status=MessageStatus.QUEUED)
+    rows = [outbound] + [{**outbound, "body": r.body, "segments": r.segments,
+                          "idempotency_key": reply_key(msg.sid) + ":consent" if msg.sid else None}
+                         for r in replies[1:]]
     # Nothing was acted on for a pure reply: both rows in one statement (a duplicate sid fails it whole).
-    conn.execute(_INSERT_MESSAGE, outbound if acts else [inbound, outbound])
+    conn.execute(_INSERT_MESSAGE, rows if acts else [inbound, *rows])
     # The keyword is in the Message row; the log line stays free of anything the sender wrote.
     log.info("MessageSid=%s answered: language=%s parts=%d", msg.sid, language, reply.segments)
     return Outcome(replies=cleared, match=match, case_id=case_id)
@@ -195,11 +208,13 @@ def _act(session: Session, caller: Caller, msg: InboundMessage, match: Match, la
     if match.intent == Intent.URGENT:
         case, _ = intake.open_case(session, caller=caller, source=msg.channel, source_sid=msg.sid,
                                    priority=CasePriority.URGENT, category=CaseCategory(match.category or "other"),
-                                   country=caller.country, language=language)
+                                   country=caller.country, language=language,
+                                   reported_by_other=consent.about_someone_else(msg.body))
         return "urgent", language, case.id
     if match.intent == Intent.CALLBACK:
         phone = caller.phone or ""  # None only for a caller anonymised by retention
-        if phone.startswith("+"):  # a channel address (tg:...) cannot be called back
+        # A channel address (tg:...) or a withheld ID cannot be called back.
+        if phone.startswith("+") and not is_withheld(phone):
             intake.request_callback(session, caller=caller, phone=phone, source=msg.channel,
                                     source_sid=msg.sid, language=language)
             return "callback", language, None

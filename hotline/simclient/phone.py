@@ -9,8 +9,10 @@ What it imitates (see the reference notes on Twilio's interpreter):
 - `<Redirect>` fetches a new document; verbs after a Gather/Record/Dial/Redirect are never reached;
 - `<Record>` posts RecordingUrl/RecordingSid/RecordingDuration/Digits to its action, then the
   recording status callback;
-- `<Dial>` reports DialCallStatus (no-answer unless the user answers as the lawyer) to its action,
-  or continues in the same document without one;
+- `<Dial>` reports DialCallStatus to its action, or continues in the same document without one; a
+  `<Number url>` (a whisper) is run on the answering leg with its own CallSid and ParentCallSid, and
+  the leg is connected only if that document ends without `<Hangup>`. A voicemail that picks up
+  presses nothing and is reported as `completed`, as the real network may;
 - `<Reject>` as the first verb leaves the call unanswered (status busy/no-answer);
 - `<Hangup>`, the end of the verbs, or the caller hanging up ends the call, and the status callback is
   posted with CallStatus and CallDuration.
@@ -34,6 +36,8 @@ from hotline.simclient.sms import SmsResult, send_sms
 Event = dict[str, Any]
 KEYS = "0123456789*#"
 DIAL_ANSWERED_SECONDS = 30  # how long the simulated lawyer "talks" when the user answers as them
+VOICEMAIL_SECONDS = 20  # how long a voicemail greeting plays on a leg that presses nothing
+ACCEPT, VOICEMAIL, NO_ANSWER = "accept", "voicemail", "no-answer"  # what the dialled phone does
 
 
 @dataclass(frozen=True)
@@ -167,19 +171,75 @@ class PhoneClient:
             self._run(step)
         return step
 
-    def dial_result(self, state: CallState, answered: bool) -> Step:
-        """The dialled party answers (and talks a while) or does not answer."""
+    def dial_result(self, state: CallState, answered: bool | str) -> Step:
+        """What happens at the dialled phone: "accept" (the lawyer answers and presses 1 on the
+        whisper; True means the same), "voicemail" (a voicemail picks up and presses nothing) or
+        "no-answer" (False). A <Number url> is run on that leg as Twilio runs it: the leg is
+        connected only if its document ends without <Hangup>."""
+        outcome = {True: ACCEPT, False: NO_ANSWER}.get(answered, answered) if isinstance(answered, bool) else answered
+        if outcome not in (ACCEPT, VOICEMAIL, NO_ANSWER):
+            raise CallError(f"{outcome!r}: the dialled phone can {ACCEPT}, {VOICEMAIL} or {NO_ANSWER}")
         step = Step(state)
         dial = self._take_wait(state, "dial")
-        duration = DIAL_ANSWERED_SECONDS if answered else 0
-        status = "completed" if answered else "no-answer"
-        step.events.append({"kind": "dial-result", "status": status, "numbers": dial["numbers"]})
+        bridged = False
+        if outcome != NO_ANSWER and dial["numbers"]:
+            legs = dial.get("legs") or [{"number": dial["numbers"][0], "url": None, "method": "POST"}]
+            bridged = self._leg(step, legs[0], dial, press="1" if outcome == ACCEPT else None)
+        # A voicemail "answered" too: Twilio may report completed although nobody was connected.
+        status = "no-answer" if outcome == NO_ANSWER else "completed"
+        duration = DIAL_ANSWERED_SECONDS if bridged else (VOICEMAIL_SECONDS if outcome == VOICEMAIL else 0)
+        step.events.append({"kind": "dial-result", "status": status, "numbers": dial["numbers"],
+                            "outcome": outcome, "bridged": bridged})
         if dial.get("action"):
             self._fetch(step, dial["method"], dial["action"], {
                 "DialCallStatus": status, "DialCallSid": "CA" + secrets.token_hex(16),
-                "DialCallDuration": str(duration), "DialBridged": "true" if answered else "false"})
+                "DialCallDuration": str(duration), "DialBridged": "true" if bridged else "false"})
         self._run(step)
         return step
+
+    def _leg(self, step: Step, leg: dict[str, Any], dial: dict[str, Any], *, press: str | None) -> bool:
+        """Run a <Number url> document on the answering leg; True if the leg ends up connected."""
+        if not leg.get("url"):
+            return press is not None  # unscreened: whoever picks up is connected (a voicemail too)
+        state = step.state
+        params = {"AccountSid": state.account_sid, "ApiVersion": "2010-04-01", "CallSid": "CA" + secrets.token_hex(16),
+                  "ParentCallSid": state.call_sid, "CallStatus": "in-progress", "Direction": "outbound-dial",
+                  "From": dial.get("caller_id") or self.hotline_number, "To": leg["number"], "Called": leg["number"],
+                  "Caller": dial.get("caller_id") or self.hotline_number}
+        url, method = urljoin(state.doc_url, leg["url"]), leg.get("method", "POST")
+        extra: dict[str, str] = {}
+        for _ in range(5):  # a whisper is short; a loop in it ends as not connected
+            reply = self.poster.request(method, url, {**params, **extra})
+            step.events.append({"kind": "leg-webhook", "number": leg["number"], "method": method, "url": url,
+                                "status": reply.status, "twiml": reply.text})
+            if reply.status != 200:
+                return False
+            try:
+                verbs = list(parse_twiml(reply.text))
+            except (ET.ParseError, ValueError):
+                return False
+            nxt: tuple[str, str, dict[str, str]] | None = None
+            for verb in verbs:
+                if verb.tag == "Gather":
+                    step.events.extend({**self._media_event(c), "leg": leg["number"]} for c in verb)
+                    if press is not None:
+                        step.events.append({"kind": "leg-keys", "number": leg["number"], "digits": press})
+                        nxt = (urljoin(url, verb.get("action") or url), verb.get("method", "POST").upper(),
+                               {"Digits": press})
+                        press = None
+                        break
+                elif verb.tag in ("Play", "Say", "Pause"):
+                    step.events.append({**self._media_event(verb), "leg": leg["number"]})
+                elif verb.tag in ("Hangup", "Reject"):
+                    step.events.append({"kind": "leg-hangup", "number": leg["number"]})
+                    return False
+                elif verb.tag == "Redirect":
+                    nxt = (urljoin(url, (verb.text or "").strip()), verb.get("method", "POST").upper(), {})
+                    break
+            if nxt is None:
+                return True  # the document ended without hanging up: the leg is bridged
+            url, method, extra = nxt
+        return False
 
     def hangup(self, state: CallState) -> Step:
         step = Step(state)
@@ -305,8 +365,11 @@ class PhoneClient:
             numbers = [(n.text or "").strip() for n in verb if n.tag in ("Number", "Client", "Sip")]
             if (verb.text or "").strip():
                 numbers.append((verb.text or "").strip())
+            legs = [{"number": (n.text or "").strip(), "url": n.get("url"), "method": n.get("method", "POST").upper()}
+                    for n in verb if n.tag in ("Number", "Client", "Sip")]
             step.events.append({"kind": "dial", "numbers": numbers})
-            state.waiting = {"kind": "dial", "numbers": numbers, "method": verb.get("method", "POST").upper(),
+            state.waiting = {"kind": "dial", "numbers": numbers, "legs": legs, "caller_id": verb.get("callerId"),
+                             "method": verb.get("method", "POST").upper(),
                              "action": self._resolve(state, verb.get("action")) if verb.get("action") else None,
                              "timeout": verb.get("timeout", "30")}
         elif tag == "Redirect":

@@ -17,7 +17,8 @@ from hotline.simclient.phone import CallState, PhoneClient, Recording, Step
 SILENCE = ""  # a path element meaning "pressed nothing; the Gather timed out"
 RECORD = "record"  # leave the recording the recorder supplies
 NO_ANSWER = "no-answer"  # nobody picks up the Dial
-ANSWER = "answer"  # the dialled party answers
+ANSWER = "answer"  # the dialled party answers and presses 1 on the whisper
+VOICEMAIL = "voicemail"  # a voicemail picks up the dialled phone and presses nothing
 GATHER_INPUTS = tuple("123456789*#0") + (SILENCE,)
 
 
@@ -41,7 +42,7 @@ def apply(client: PhoneClient, state: CallState, item: str, recorder: Callable[[
     if kind == "record":
         return client.record(state, recorder(state.call_sid))
     if kind == "dial":
-        return client.dial_result(state, item == ANSWER)
+        return client.dial_result(state, {ANSWER: "accept", VOICEMAIL: "voicemail"}.get(item, "no-answer"))
     return client.press(state, item or None)
 
 
@@ -49,7 +50,7 @@ def inputs_for(waiting: dict[str, Any], keys: Iterable[str]) -> list[str]:
     if waiting["kind"] == "record":
         return [RECORD]
     if waiting["kind"] == "dial":
-        return [NO_ANSWER, ANSWER]
+        return [NO_ANSWER, ANSWER, VOICEMAIL]
     return list(keys)
 
 

@@ -17,6 +17,8 @@ from hotline.menus.engine import Action, Dial, Gather, Hangup, Play, Record, Sta
 
 STEP_PATH = "/twilio/voice/step"
 RECORDING_PATH = "/twilio/voice/recording"
+WHISPER_PATH = "/twilio/voice/whisper"  # what an on-call leg hears before it is connected
+WHISPER_TIMEOUT = 6  # seconds the on-call person has to press 1 once the whisper has played
 CALL_PLACEHOLDER = "__CALL__"
 MARKERS = {"timeout": "t", "done": "d"}  # what the Redirect after a Gather/Record says happened
 
@@ -34,6 +36,12 @@ def step_url(st: State, on: str | None = None) -> str:
 
 def play_url(audio_base: str, play: Play) -> str:
     return f"{audio_base}/{play.lang}/{play.audio}.mp3"
+
+
+def whisper_url(public_base: str, st: State, *, key: bool = False) -> str:
+    """Absolute URL of the whisper for the call's on-call legs (the call id is filled in later)."""
+    q = [("c", CALL_PLACEHOLDER), ("n", st.node), ("l", st.lang)] + ([("s", "key")] if key else [])
+    return f"{public_base}{WHISPER_PATH}?{urlencode(q)}"
 
 
 @lru_cache(maxsize=4096)
@@ -54,8 +62,10 @@ def render(actions: tuple[Action, ...], *, audio_base: str, public_base: str, ca
         elif isinstance(action, Dial):
             dial = resp.dial(action=step_url(action.state), method="POST", timeout=action.timeout,
                              caller_id=caller_id)
+            # Screened: each leg hears the whisper first and is connected only if it presses 1, so a
+            # voicemail that picks up is never put through to the caller (hotline.web.voice.whisper).
             for number in numbers:
-                dial.number(number)
+                dial.number(number, url=whisper_url(public_base, action.state), method="POST")
         elif isinstance(action, Record):
             resp.record(action=step_url(action.state), method="POST", max_length=action.max_length,
                         timeout=action.timeout, finish_on_key="1234567890*#", play_beep=True,
@@ -65,6 +75,31 @@ def render(actions: tuple[Action, ...], *, audio_base: str, public_base: str, ca
             resp.redirect(step_url(action.state, "done"), method="POST")
         elif isinstance(action, Hangup):
             resp.hangup()
+    return str(resp.to_xml())
+
+
+@lru_cache(maxsize=64)
+def whisper(st: State, plays: tuple[Play, ...], *, audio_base: str, public_base: str) -> str:
+    """The on-call leg's screen: the prompt (keys interrupt it), then a short wait for "1". No key
+    (a voicemail greeting, nobody there): <Hangup/>, which Twilio counts as this leg not answering."""
+    resp = VoiceResponse()
+    gather = resp.gather(action=whisper_url(public_base, st, key=True), method="POST", num_digits=1,
+                         timeout=WHISPER_TIMEOUT)
+    for play in plays:
+        gather.play(play_url(audio_base, play))
+    resp.hangup()
+    return str(resp.to_xml())
+
+
+def connect_leg() -> str:
+    """The on-call person accepted: an empty document ends the whisper and bridges the call."""
+    return str(VoiceResponse().to_xml())
+
+
+def drop_leg() -> str:
+    """Not accepted (another key, or someone else took the call first): this leg only is hung up."""
+    resp = VoiceResponse()
+    resp.hangup()
     return str(resp.to_xml())
 
 

@@ -159,8 +159,12 @@ def record(call_sid: str) -> Response:
 
 @bp.post("/api/calls/<call_sid>/dial")
 def dial(call_sid: str) -> Response:
-    answered = bool(_json().get("answer"))
-    return _act(lambda c, st: c.dial_result(st, answered), call_sid)
+    # "accept": answer as the lawyer and press 1 on the whisper; "voicemail": a voicemail picks up
+    # and presses nothing; anything else: nobody answers. {"answer": true} still means accept.
+    body = _json()
+    outcome = str(body.get("outcome") or ("accept" if body.get("answer") else "no-answer"))
+    outcome = outcome if outcome in ("accept", "voicemail") else "no-answer"
+    return _act(lambda c, st: c.dial_result(st, outcome), call_sid)
 
 
 @bp.post("/api/calls/<call_sid>/hangup")

@@ -12,7 +12,8 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, current_app, request
 
 from hotline.channels.twilio_sms import TwilioSms
-from hotline.menus import keywords
+from hotline.menus import consent, keywords
+from hotline.services import legal_aid
 from hotline.services import sms as sms_service
 from hotline.telephony.signature import twilio_signed
 from hotline.telephony.twiml import empty_messaging, xml
@@ -32,6 +33,10 @@ def init_app(app: Flask) -> None:
         app.extensions[_EXT] = keywords.load(directory)
     except keywords.ScriptError as exc:
         raise keywords.ScriptError(f"SMS keywords in {directory} are not valid: {exc}") from None
+    try:
+        consent.load()  # the consent questions' texts: checked at start, not by the first family text
+    except ValueError as exc:
+        raise keywords.ScriptError(f"SMS consent questions are not valid: {exc}") from None
 
 
 def keyword_set() -> keywords.KeywordSet:
@@ -59,10 +64,12 @@ def incoming():  # type: ignore[no-untyped-def]
 def status():  # type: ignore[no-untyped-def]
     """Delivery status of a message we sent; unknown MessageSids are answered 200 too."""
     s = session()
-    sms_service.record_status(s, sid=request.form.get("MessageSid", "")[:64],
-                              status=request.form.get("MessageStatus", ""),
-                              error_code=request.form.get("ErrorCode") or None,
-                              reply_to=request.args.get("reply_to"))
+    msg = sms_service.record_status(s, sid=request.form.get("MessageSid", "")[:64],
+                                    status=request.form.get("MessageStatus", ""),
+                                    error_code=request.form.get("ErrorCode") or None,
+                                    reply_to=request.args.get("reply_to"))
+    if msg is not None:  # an on-call alert that never arrived goes to the next person now
+        legal_aid.alert_not_delivered(s, current_app.config["HOTLINE"], msg)
     s.commit()
     return empty_messaging()
 

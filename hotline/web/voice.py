@@ -19,7 +19,7 @@ from hotline.db import utcnow
 from hotline.menus import engine
 from hotline.menus.engine import Context, Input, Kind, State
 from hotline.menus.loader import load_script
-from hotline.menus.schema import Script
+from hotline.menus.schema import Node, Script
 from hotline.phones import to_e164
 from hotline.resources import resources_of
 from hotline.services import ivr as service
@@ -72,9 +72,11 @@ def _int(value: str | None) -> int:
     return int(value) if value and value.isdigit() and len(value) < 10 else 0
 
 
-def _input(st: State, marker: str, form: MultiDict[str, str]) -> Input:
+def _input(st: State, marker: str, form: MultiDict[str, str], call_id: int | None) -> Input:
     if st.stage == "dial":
-        return Input(Kind.DIAL, status=form.get("DialCallStatus", ""))
+        # Only our own record of a "1" on the whisper counts as answered (see whisper() below).
+        accepted = service.transfer_accepted(session(), call_id)
+        return Input(Kind.DIAL, status=engine.ACCEPTED if accepted else form.get("DialCallStatus", ""))
     if st.stage == "record":
         return Input(Kind.DONE if marker == "done" else Kind.RECORDED)
     if marker in ("done", "timeout"):
@@ -145,7 +147,56 @@ def step() -> Response:
                tries=_int(args.get("k")), wrong=_int(args.get("w")), ref=args.get("r", "")[:80])
     g.call_language = st.lang if st.lang in rt.script.languages else None
     call_id = _int(args.get("c")) or service.call_id_for(session(), form.get("CallSid", ""))
-    return _run(rt, call_id, st, _input(st, MARKERS.get(args.get("e", ""), ""), form), form)
+    return _run(rt, call_id, st, _input(st, MARKERS.get(args.get("e", ""), ""), form, call_id), form)
+
+
+@bp.post("/whisper")
+@twilio_signed
+def whisper() -> Response:
+    try:
+        return _whisper()
+    except Exception:  # noqa: BLE001 - never a 500 on a leg; a person in danger is better put through
+        current_app.logger.exception("whisper failed ParentCallSid=%s", request.form.get("ParentCallSid", ""))
+        return xml(twiml.connect_leg())
+
+
+def _whisper() -> Response:
+    """What an on-call leg of the urgent <Dial> hears when it answers: "press 1 to take it".
+
+    Only a 1 connects (an empty document bridges the call); no key (a voicemail greeting), another
+    key, or a second lawyer after the first: <Hangup/> on that leg, which Twilio counts as not
+    answered. The acceptance is written before the leg is bridged, so the Dial action can read it.
+    """
+    rt, args, form = runtime(), request.args, request.form
+    lang = args.get("l", "")[:8]
+    lang = lang if lang in rt.script.languages else rt.script.default_language
+    node = rt.script.nodes.get(args.get("n", ""))
+    if node is None or node.type != "urgent":
+        node = next(n for n in rt.script.nodes.values() if n.type == "urgent")
+    if args.get("s") != "key":
+        body = twiml.whisper(State(node.id, lang), _whisper_plays(rt, node, lang), audio_base=rt.audio_base,
+                             public_base=rt.settings.public_base_url)
+        return xml(twiml.with_call(body, _int(args.get("c")) or None))
+    if form.get("Digits", "") != "1":
+        return xml(twiml.drop_leg())
+    s = session()
+    try:
+        accepted = service.accept_transfer(s, call_id=_int(args.get("c")) or None,
+                                           parent_sid=form.get("ParentCallSid", ""), leg_sid=form.get("CallSid", ""),
+                                           phone=form.get("To", "") or form.get("Called", ""), now=rt.now())
+        s.commit()
+    except Exception:  # noqa: BLE001 - a person in danger is better put through than dropped
+        current_app.logger.exception("transfer acceptance not stored ParentCallSid=%s", form.get("ParentCallSid"))
+        s.rollback()
+        accepted = True  # the Dial action then offers the recording too: nothing is lost
+    return xml(twiml.connect_leg() if accepted else twiml.drop_leg())
+
+
+def _whisper_plays(rt: Runtime, node: Node, lang: str) -> tuple[engine.Play, ...]:
+    """The whisper in the caller's language first (it tells the lawyer which one), then the others."""
+    pid = node.prompts["whisper"]
+    order = [lang, *(other for other in rt.script.languages if other != lang)]
+    return tuple(engine.Play(pid, lg, rt.script.audio(pid, lg)) for lg in order)
 
 
 @bp.post("/status")

@@ -76,7 +76,7 @@
         break;
       }
       case "play": {
-        const li = addLine("played", "▶ " + ev.name, ev.text || "(no text for this prompt in the script)");
+        const li = addLine("played", "▶ " + (ev.leg ? "(lawyer's phone) " : "") + ev.name, ev.text || "(no text for this prompt in the script)");
         li.dataset.name = ev.name;
         const want = $("lang").value, own = ev.name.split("/")[0];
         if (ev.texts && want !== own && ev.texts[want]) li.append(el("span", "detail translation", `(${want}) ${ev.texts[want]}`));
@@ -89,7 +89,10 @@
       case "beep": addLine("note", "beep: recording starts"); break;
       case "recorded": addLine("keys", `● recording sent (${ev.duration}s)`, ev.sid); break;
       case "dial": addLine("note dial", "☏ dialling " + ev.numbers.join(", ")); break;
-      case "dial-result": addLine("note", "dial result: " + ev.status); break;
+      case "dial-result": addLine("note", "dial result: " + ev.status + (ev.bridged ? " (connected)" : " (not connected)")); break;
+      case "leg-webhook": addLine("twiml webhook", `☏ ${ev.number}: ${ev.method} ${new URL(ev.url).pathname} → ${ev.status}`); break;
+      case "leg-keys": addLine("note", "☏ " + ev.number + " pressed " + ev.digits); break;
+      case "leg-hangup": addLine("note", "☏ " + ev.number + " not connected"); break;
       case "reject": addLine("note reject", "call rejected (not answered: free for the caller)"); break;
       case "hangup": addLine("note", "the hotline hung up"); break;
       case "caller-hangup": addLine("note", "you hung up"); break;
@@ -144,8 +147,9 @@
     stopAudio(); act("/keys", {digits: b.dataset.key});
   }));
   $("silence").addEventListener("click", () => { stopAudio(); act("/keys", {digits: ""}); });
-  $("answer").addEventListener("click", () => act("/dial", {answer: true}));
-  $("no-answer").addEventListener("click", () => act("/dial", {answer: false}));
+  $("answer").addEventListener("click", () => act("/dial", {outcome: "accept"}));
+  $("voicemail").addEventListener("click", () => act("/dial", {outcome: "voicemail"}));
+  $("no-answer").addEventListener("click", () => act("/dial", {outcome: "no-answer"}));
   $("sample").addEventListener("click", () => act("/record", new FormData(), true));
 
   // -- the microphone: MediaRecorder gives webm/ogg; the server converts it to WAV as Twilio stores it.
