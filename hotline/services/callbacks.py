@@ -224,20 +224,21 @@ def check(session: Session, settings: Settings, cb: CallbackRequest, now: dateti
 
 
 def place_attempt(res: Resources, s: Session, callback_id: int, *, staff_id: int | None = None,
-                  reason: str = "scheduled", forced: bool = False) -> Decision:
+                  reason: str = "scheduled", forced: bool = False, now: datetime | None = None) -> Decision:
     """Place one attempt (staff phone first), after reconciling a previous one Twilio may hold.
 
     Raises SendError when Twilio could not be asked (transient: the job is retried, and the retry
     reconciles first) or refused the staff number (permanent)."""
-    settings, now = res.settings, utcnow()
+    settings, clock = res.settings, now
+    now = clock or utcnow()
     cb = s.get(CallbackRequest, callback_id)
     if cb is None:
         return Decision(False, "callback_closed")
     if cb.status == CallbackStatus.IN_PROGRESS:
-        held = _reconcile(res, s, cb)
+        held = _reconcile(res, s, cb, now)
         if held is not None:
             return held
-        now = utcnow()
+        now = clock or utcnow()
     staff = s.get(StaffUser, staff_id) if staff_id else None
     decision = check(s, settings, cb, now, staff=staff, forced=forced)
     if not decision.placed:
@@ -303,7 +304,7 @@ def _adopt(s: Session, cb: CallbackRequest, attempt: CallbackAttempt, sent: Sent
     s.commit()
 
 
-def _reconcile(res: Resources, s: Session, cb: CallbackRequest) -> Decision | None:
+def _reconcile(res: Resources, s: Session, cb: CallbackRequest, now: datetime) -> Decision | None:
     """A request in progress: None when it may be tried again (its last attempt is closed now)."""
     attempt = next((a for a in reversed(cb.attempt_log) if a.outcome is None), None)
     if attempt is None:
@@ -318,7 +319,7 @@ def _reconcile(res: Resources, s: Session, cb: CallbackRequest) -> Decision | No
         _adopt(s, cb, attempt, found)
         return Decision(False, "call_under_way")
     finish_attempt(s, res.settings, attempt.id, "failed", counts=False, wait=timedelta(0),
-                   why="Twilio never placed the last attempt")
+                   why="Twilio never placed the last attempt", now=now)
     s.commit()
     s.refresh(cb)
     return None
@@ -414,7 +415,7 @@ def dial_ended(s: Session, settings: Settings, attempt: CallbackAttempt, status:
             outcome = DIAL_OUTCOME[status]
             if attempt.stage == "bridging":  # pressed 1, yet Twilio did not bridge
                 outcome = "bridge_failed"
-            finish_attempt(s, settings, attempt.id, outcome, counts=outcome not in ("failed", "bridge_failed"))
+            finish_attempt(s, settings, attempt.id, outcome, counts=outcome != "bridge_failed")
     s.refresh(attempt)
     return attempt.outcome
 
@@ -447,7 +448,8 @@ def call_status(s: Session, settings: Settings, attempt: CallbackAttempt | None,
 # -- outcomes -----------------------------------------------------------------------------------
 
 def finish_attempt(s: Session, settings: Settings, attempt_id: int, outcome: str, *, counts: bool = True,
-                   final: bool = False, wait: timedelta | None = None, why: str = "") -> bool:
+                   final: bool = False, wait: timedelta | None = None, why: str = "",
+                   now: datetime | None = None) -> bool:
     """Record an attempt's outcome once (Twilio may tell us twice) and move the request on.
 
     `counts`: the attempt reached the callee's phone and uses up one of CALLBACK_MAX_ATTEMPTS; a
@@ -467,7 +469,7 @@ def finish_attempt(s: Session, settings: Settings, attempt_id: int, outcome: str
     s.refresh(attempt)
     cb = attempt.request
     s.refresh(cb)
-    now = utcnow()
+    now = now or utcnow()
     cb.outcome = outcome
     if counts:
         cb.attempts += 1
@@ -513,10 +515,11 @@ def hang_up(res: Resources, s: Session, job: OutboxJob) -> None:
 
 
 @every
-def place_due(res: Resources) -> None:
+def place_due(res: Resources, now: datetime | None = None) -> None:
     """Periodic: place every open request whose next attempt is due, and reconcile attempts whose
     placing never got Twilio's answer. Calls are placed one by one (Twilio admits one call a second)."""
-    now = utcnow()
+    clock = now
+    now = now or utcnow()
     with res.db.Session() as s:
         unsure = list(s.scalars(sa.select(CallbackAttempt.request_id).where(
             CallbackAttempt.outcome.is_(None), CallbackAttempt.stage == "placing",
@@ -527,7 +530,7 @@ def place_due(res: Resources) -> None:
     for cb_id in dict.fromkeys([*unsure, *due]):
         with res.db.Session() as s:
             try:
-                place_attempt(res, s, cb_id, reason="scheduled")
+                place_attempt(res, s, cb_id, reason="scheduled", now=clock)
             except SendError as exc:
                 log.warning("callback %s: not placed (%s)", cb_id, exc)
 
