@@ -295,3 +295,17 @@ def test_whole_callback_from_call_now_to_bridge(res, db, twilio, rest_settings, 
     assert (cb.status, cb.attempts, cb.outcome) == (CallbackStatus.DONE, 1, "reached")
     row = db.scalar(sa.select(Call).where(Call.call_sid == sid))
     assert (row.status, row.duration_s, row.outcome) == ("completed", 312, "reached")
+
+
+def test_a_voicemail_on_the_persons_leg_is_hung_up_through_twilio(res, db, twilio, rest_settings,
+                                                                 fake_twilio) -> None:
+    """Asynchronous AMD: the verdict arrives while the greeting plays; the worker ends that leg."""
+    staff_sid = new_call_sid()
+    attempt_id = new_attempt(db, new_request(res), new_staff(db), stage="callee", call_sid=staff_sid)
+    child = fake_twilio.dial_child(staff_sid, CALLEE)
+    twilio.post(f"/twilio/outbound/amd?attempt={attempt_id}&leg=callee",
+                {"CallSid": child, "AccountSid": rest_settings.twilio_account_sid, "AnsweredBy": "machine_end_beep"})
+    run_worker_burst(rest_settings)
+    assert fake_twilio.hung_up == [child]
+    assert fake_twilio.call(child)["status"] == "completed"
+    assert state(db, attempt_id) == ("machine", "open", 1)

@@ -65,6 +65,16 @@ class FakeTwilio:
         with self._lock:
             return next(c for c in self.calls if c["sid"] == sid)
 
+    def dial_child(self, parent_sid: str, to: str) -> str:
+        """The call Twilio creates itself for a <Dial><Number> of `parent_sid` (it has a sid of its
+        own and can be updated like any call). Returns its sid."""
+        sid = "CA" + secrets.token_hex(16)
+        with self._lock:
+            self.calls.append({"sid": sid, "To": to, "ParentCallSid": parent_sid, "status": "in-progress",
+                               "start_time": format_datetime(datetime.now(UTC), usegmt=True),
+                               "date_created": format_datetime(datetime.now(UTC), usegmt=True)})
+        return sid
+
     def status_callback(self, sid: str, status: str, duration: int = 0) -> tuple[str, dict[str, str]]:
         """What Twilio posts to the call's StatusCallback when it moves to `status` (and the call
         takes that status in the Calls list: a call that rang has a StartTime)."""
