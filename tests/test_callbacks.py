@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from hotline.db import utcnow
 from hotline.models import Call, CallbackAttempt, CallbackRequest, CallbackStatus, OutboxJob, OutboxStatus, StaffUser
 from hotline.outbox import add_job
-from hotline.services import callers, intake
 from hotline.resources import Resources
+from hotline.services import callers, intake
 from hotline.services.callbacks import (
     bring_forward,
     callee_zone,
@@ -29,8 +29,8 @@ from hotline.services.callbacks import (
     reschedule,
     within_calling_hours,
 )
-from hotline.telephony.transport import TwilioTransport
 from hotline.settings import Settings
+from hotline.telephony.transport import TwilioTransport
 from tests.conftest import PUBLIC, run_worker_burst
 
 PP, BKK = ZoneInfo("Asia/Phnom_Penh"), ZoneInfo("Asia/Bangkok")
@@ -264,7 +264,8 @@ def test_retries_are_spaced_and_call_now_cannot_bring_one_inside_the_spacing(res
     staff_id = new_staff(db)
     with rest_res.db.Session() as s:
         req, staff = s.get(CallbackRequest, cb_id), s.get(StaffUser, staff_id)
-        decision = bring_forward(s, rest_res.settings, req, staff, "they texted", now=MONDAY_MORNING + timedelta(minutes=30))
+        decision = bring_forward(s, rest_res.settings, req, staff, "they texted",
+                                 now=MONDAY_MORNING + timedelta(minutes=30))
     assert (decision.placed, decision.key, decision.when) == (False, "too_soon", MONDAY_MORNING + timedelta(minutes=60))
     place_due(rest_res, now=MONDAY_MORNING + timedelta(minutes=61))
     assert len(fake_twilio.calls) == 2

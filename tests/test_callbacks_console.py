@@ -141,3 +141,13 @@ def test_a_case_with_no_number_to_call_says_so(allday, db) -> None:
     post(client, f"/staff/cases/{case.id}/callback", {"reason": "x"})
     assert db.scalar(sa.select(CallbackRequest.id)) is None
     assert "no number to call back" in flashed(client.get(f"/staff/cases/{case.id}"))
+
+
+def test_call_now_without_a_phone_and_nobody_on_call_says_nothing_will_happen(settings, db) -> None:
+    for app in app_with(settings.with_(calling_hours=ALL_DAY, oncall=())):
+        client = app.test_client()
+        with_phone(db, None)
+        req = make_callback(db)
+        login(client)
+        post(client, f"/staff/callbacks/{req.id}/call", {"reason": "urgent"})
+        assert "nobody is on call for TH: nothing will be tried" in flashed(client.get("/staff/callbacks"))

@@ -25,7 +25,6 @@ from hotline.models import (
     Message,
     MessageStatus,
     OnCallEntry,
-    OutboxJob,
     Recording,
     StaffUser,
 )

@@ -157,7 +157,8 @@ def test_pressing_1_is_not_yet_reached_the_bridge_is(res, db, twilio) -> None:
     staff = twilio.post(f"/twilio/outbound/dial?attempt={attempt_id}",
                         params(twilio, to=STAFF_PHONE, DialCallStatus="completed", DialBridged="true",
                                DialCallDuration="240"))
-    assert staff.data.decode() == HEAD + '<Response><Say language="en-US">The call has ended. Goodbye.</Say><Hangup /></Response>'
+    assert staff.data.decode() == (HEAD + '<Response><Say language="en-US">The call has ended. Goodbye.</Say>'
+                                   '<Hangup /></Response>')
     assert state(db, attempt_id) == ("reached", "done", 1)
 
 

@@ -217,6 +217,8 @@ def check(session: Session, settings: Settings, cb: CallbackRequest, now: dateti
     if not forced and cb.next_attempt_at is not None and cb.next_attempt_at > now:
         return Decision(False, "not_due", cb.next_attempt_at, {"why": cb.next_reason or ""})
     if staff is not None and not staff.phone:
+        if roster_taker(session, settings, cb) is None:
+            return Decision(False, "no_staff_phone_nobody_on_call", detail={"country": cb.country or "KH"})
         return Decision(False, "no_staff_phone")
     if staff is None and roster_taker(session, settings, cb) is None:
         return Decision(False, "nobody_on_call", detail={"country": cb.country or "KH"})

@@ -146,6 +146,8 @@ EN: dict[str, str] = {
     "reason_required": "Say why you call before the scheduled time.",
     "no_staff_phone": "Your account has no phone number, so the hotline cannot ring you first. Ask an admin to "
                       "add it. Until then the request is tried by itself at its time: {when}.",
+    "no_staff_phone_nobody_on_call": "Your account has no phone number, so the hotline cannot ring you first, and "
+                                     "nobody is on call for {country}: nothing will be tried until someone is.",
     "outside_calling_hours": "Outside calling hours in the person's time zone. The earliest possible call is {when}.",
     "too_soon": "The last attempt rang them less than {minutes} minutes ago. The earliest possible call is {when}.",
     "not_due": "Not yet: {when} ({why}).",
@@ -335,6 +337,8 @@ KM: dict[str, str] = {
     "reason_required": "សូមប្រាប់មូលហេតុដែលអ្នកហៅមុនពេលកំណត់។",
     "no_staff_phone": "គណនីរបស់អ្នកគ្មានលេខទូរស័ព្ទទេ ដូច្នេះខ្សែទូរស័ព្ទមិនអាចហៅអ្នកមុនបានទេ។ សូមស្នើអ្នកគ្រប់គ្រងបន្ថែមលេខ។ "
                       "រហូតដល់ពេលនោះ សំណើនឹងត្រូវបានសាកល្បងដោយខ្លួនឯងនៅពេលកំណត់៖ {when}។",
+    "no_staff_phone_nobody_on_call": "គណនីរបស់អ្នកគ្មានលេខទូរស័ព្ទទេ ហើយគ្មាននរណាម្នាក់ប្រចាំការសម្រាប់ {country} ទេ៖ "
+                                     "គ្មានអ្វីត្រូវបានសាកល្បងរហូតដល់មាននរណាម្នាក់។",
     "outside_calling_hours": "ក្រៅម៉ោងហៅទូរស័ព្ទ តាមម៉ោងរបស់អ្នកនោះ។ ការហៅដំបូងបំផុតដែលអាចធ្វើបានគឺ {when}។",
     "too_soon": "ការសាកល្បងចុងក្រោយបានហៅគេតិចជាង {minutes} នាទីមុន។ ការហៅដំបូងបំផុតដែលអាចធ្វើបានគឺ {when}។",
     "not_due": "មិនទាន់ដល់ពេល៖ {when} ({why})។",
