@@ -310,3 +310,27 @@ def test_a_voicemail_on_the_persons_leg_is_hung_up_through_twilio(res, db, twili
     assert fake_twilio.hung_up == [child]
     assert fake_twilio.call(child)["status"] == "completed"
     assert state(db, attempt_id) == ("machine", "open", 1)
+
+
+def test_the_staff_member_hung_up_while_the_person_was_rung_they_hear_an_apology(res, db, twilio) -> None:
+    staff_sid = new_call_sid()
+    cb_id = new_request(res)
+    attempt_id = new_attempt(db, cb_id, new_staff(db), stage="callee", call_sid=staff_sid)
+    twilio.post(f"/twilio/outbound/status?attempt={attempt_id}&leg=staff",
+                {**params(twilio, to=STAFF_PHONE), "CallSid": staff_sid, "CallStatus": "completed"})
+    resp = twilio.post(f"/twilio/outbound/callee/answer?attempt={attempt_id}", params(twilio, Digits="1"))
+    assert resp.data.decode() == HEAD + "<Response>" + play("km", "outbound_sorry") + "<Hangup /></Response>"
+    assert state(db, attempt_id) == ("failed", "open", 0)
+
+
+def test_redelivered_key_presses_give_the_same_answer(res, db, twilio) -> None:
+    attempt_id = new_attempt(db, new_request(res), new_staff(db), call_sid=new_call_sid())
+    first = twilio.post(f"/twilio/outbound/staff/accept?attempt={attempt_id}",
+                        params(twilio, to=STAFF_PHONE, Digits="1")).data
+    again = twilio.post(f"/twilio/outbound/staff/accept?attempt={attempt_id}",
+                        params(twilio, to=STAFF_PHONE, Digits="1")).data
+    assert first == again and b"<Dial" in first
+    for _ in range(2):
+        body = twilio.post(f"/twilio/outbound/callee/answer?attempt={attempt_id}", params(twilio, Digits="1")).data
+        assert body.decode() == HEAD + "<Response>" + play("km", "outbound_connecting") + "</Response>"
+    assert state(db, attempt_id) == (None, "in_progress", 0)

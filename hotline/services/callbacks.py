@@ -361,6 +361,8 @@ def _advance(s: Session, attempt: CallbackAttempt, frm: tuple[str, ...], to: str
 
 def staff_accepted(s: Session, attempt: CallbackAttempt) -> bool:
     """The staff member pressed 1: the person may be rung. False when the attempt is over already."""
+    if attempt.stage == "callee" and attempt.outcome is None:
+        return True  # the same key press delivered twice: the same answer
     return _advance(s, attempt, ("placing", "staff"), "callee")
 
 
@@ -373,6 +375,8 @@ def staff_missed(s: Session, settings: Settings, attempt: CallbackAttempt, why: 
 
 def callee_safe(s: Session, settings: Settings, attempt: CallbackAttempt) -> bool:
     """The person pressed 1. True: bridge now. False: the staff leg is gone; they hear an apology."""
+    if attempt.stage == "bridging" and attempt.outcome is None:
+        return True  # the same answer delivered twice
     staff_call = s.scalar(sa.select(Call).where(Call.call_sid == attempt.call_sid)) if attempt.call_sid else None
     if staff_call is not None and staff_call.status in FINAL_STATUSES:
         finish_attempt(s, settings, attempt.id, "bridge_failed", counts=False,

@@ -196,6 +196,8 @@ def callee_answer() -> Response:
     lang = service.callee_language(s, attempt)
     resp = VoiceResponse()
     if attempt.outcome is not None:
+        # Over already (the staff member hung up meanwhile): whoever said yes hears the apology.
+        prompt(resp, lang, "outbound_sorry" if request.form.get("Digits", "") == "1" else "outbound_goodbye")
         resp.hangup()
         return xml(resp)
     if request.form.get("Digits", "") != "1":
