@@ -142,7 +142,7 @@ EN: dict[str, str] = {
     "call_now": "Call now",
     "call_queued": "Your phone rings now: press 1 to take the call. Then their phone rings, from the hotline's "
                    "number, and they are asked first whether it is a good time to talk.",
-    "call_reason": "Reason (audited)",
+    "callback_reason": "Why you call (audited)",
     "reason_required": "Say why you call before the scheduled time.",
     "no_staff_phone": "Your account has no phone number, so the hotline cannot ring you first. Ask an admin to "
                       "add it. Until then the request is tried by itself at its time: {when}.",
@@ -333,7 +333,7 @@ KM: dict[str, str] = {
     "call_now": "ហៅឥឡូវនេះ",
     "call_queued": "ទូរស័ព្ទរបស់អ្នកនឹងរោទ៍ឥឡូវនេះ៖ ចុចលេខ ១ ដើម្បីទទួល។ បន្ទាប់មកទូរស័ព្ទរបស់គេនឹងរោទ៍ "
                    "ពីលេខរបស់ខ្សែទូរស័ព្ទ ហើយគេនឹងត្រូវបានសួរជាមុនថា តើឥឡូវនេះជាពេលល្អសម្រាប់និយាយឬទេ។",
-    "call_reason": "មូលហេតុ (កត់ត្រាក្នុងកំណត់ហេតុ)",
+    "callback_reason": "ហេតុអ្វីអ្នកហៅ (កត់ត្រាក្នុងកំណត់ហេតុ)",
     "reason_required": "សូមប្រាប់មូលហេតុដែលអ្នកហៅមុនពេលកំណត់។",
     "no_staff_phone": "គណនីរបស់អ្នកគ្មានលេខទូរស័ព្ទទេ ដូច្នេះខ្សែទូរស័ព្ទមិនអាចហៅអ្នកមុនបានទេ។ សូមស្នើអ្នកគ្រប់គ្រងបន្ថែមលេខ។ "
                       "រហូតដល់ពេលនោះ សំណើនឹងត្រូវបានសាកល្បងដោយខ្លួនឯងនៅពេលកំណត់៖ {when}។",
