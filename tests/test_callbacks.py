@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from hotline.background.outbox import add_job
 from hotline.db import utcnow
 from hotline.models import Call, CallbackAttempt, CallbackRequest, CallbackStatus, OutboxJob, OutboxStatus, StaffUser
-from hotline.outbox import add_job
 from hotline.resources import Resources
 from hotline.services import callers, intake
 from hotline.services.callbacks import (

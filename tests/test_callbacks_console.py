@@ -59,7 +59,7 @@ def test_call_now_queues_a_staff_first_call_with_its_reason_audited(allday, db) 
     assert resp.status_code == 302
     job = db.scalar(sa.select(OutboxJob).where(OutboxJob.kind == "callback.place"))
     assert (job.payload, job.queue) == ({"callback_id": req.id, "staff_id": user.id,
-                                         "reason": "call now: they texted: now is fine"}, "urgent")
+                                         "reason": "call now: they texted: now is fine"}, "slow")
     assert audit_actions(db, "callback") == ["callback.call_now"]
     event = db.scalar(sa.select(AuditEvent).where(AuditEvent.action == "callback.call_now"))
     assert event.detail["reason"] == "they texted: now is fine"

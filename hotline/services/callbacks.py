@@ -41,8 +41,10 @@ import sqlalchemy as sa
 from phonenumbers import timezone as phone_tz
 from sqlalchemy.orm import Session
 
+from hotline.background.outbox import add_job
+from hotline.background.periodic import every
+from hotline.background.runner import handler
 from hotline.db import utcnow
-from hotline.jobs import handler
 from hotline.models import (
     Call,
     CallbackAttempt,
@@ -54,12 +56,10 @@ from hotline.models import (
     OutboxJob,
     StaffUser,
 )
-from hotline.outbox import add_job
 from hotline.phones import mask
 from hotline.resources import Resources
 from hotline.services import intake
 from hotline.services.intake import CALLBACK_JOB
-from hotline.services.periodic import every
 from hotline.settings import Settings
 from hotline.telephony.transport import SendError, Sent, find_call
 
@@ -404,7 +404,7 @@ def machine(s: Session, settings: Settings, attempt: CallbackAttempt, *, leg: st
     else:
         ended = attempt.stage in (None, "callee") and finish_attempt(s, settings, attempt.id, "machine")
     if ended and call_sid:
-        add_job(s, HANGUP_JOB, {"call_sid": call_sid}, queue="urgent")
+        add_job(s, HANGUP_JOB, {"call_sid": call_sid})
     return bool(ended)
 
 
@@ -506,7 +506,7 @@ def schedule(res: Resources, s: Session, job: OutboxJob) -> None:
     s.commit()
 
 
-@handler(PLACE_JOB)
+@handler(PLACE_JOB, queue="slow", timeout=60, attempts=3)
 def place(res: Resources, s: Session, job: OutboxJob) -> None:
     """"Call now" from the console (or a case page): ring that staff member's phone first."""
     decision = place_attempt(res, s, job.payload["callback_id"], staff_id=job.payload.get("staff_id"),
@@ -514,7 +514,7 @@ def place(res: Resources, s: Session, job: OutboxJob) -> None:
     log.info("callback %s call now: %s", job.payload["callback_id"], decision.key)
 
 
-@handler(HANGUP_JOB)
+@handler(HANGUP_JOB, queue="urgent", timeout=30, attempts=3)
 def hang_up(res: Resources, s: Session, job: OutboxJob) -> None:
     """End a leg a machine answered (asynchronous AMD), so no message is ever left."""
     res.transport().hang_up(str(job.payload["call_sid"]))
@@ -549,7 +549,7 @@ def bring_forward(s: Session, settings: Settings, cb: CallbackRequest, staff: St
     decision = check(s, settings, cb, now, staff=staff, forced=True)
     if decision.placed:
         add_job(s, PLACE_JOB, {"callback_id": cb.id, "staff_id": staff.id, "reason": f"call now: {reason}"[:200]},
-                queue="urgent", case_id=cb.case_id)
+                case_id=cb.case_id)
     return decision
 
 
