@@ -426,3 +426,15 @@ def test_attempt_never_reported_on_is_closed_by_the_periodic_task(res, db, setti
     cb = the_request(db, cb_id)
     assert (cb.status, cb.attempts) == (CallbackStatus.OPEN, 0)
     assert db.get(CallbackAttempt, attempt_id).outcome == "failed"
+
+
+def test_a_twilio_outage_costs_the_worker_loop_one_timeout_per_tick(res, db, rest_res, fake_twilio) -> None:
+    """The loop that places callbacks also escalates urgent cases: it must not wait on every request."""
+    for n in range(3):
+        scheduled(res, rest_res, phone=f"+8551234567{n}")
+    fake_twilio.fail_next(5, status=503)
+    place_due(rest_res, now=MONDAY_MORNING)
+    posts = [r for r in fake_twilio.requests if r[0] == "POST"]
+    assert len(posts) == 1  # the first refusal stops this tick
+    place_due(rest_res, now=MONDAY_MORNING + timedelta(minutes=1))
+    assert len([r for r in fake_twilio.requests if r[0] == "POST"]) == 2  # again one, after asking first

@@ -31,6 +31,7 @@ sent here, so a caller's opt-out (Caller.opted_out_at) is never at stake.
 from __future__ import annotations
 
 import logging
+import time as time_
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -79,6 +80,8 @@ RECONCILE_AFTER = timedelta(seconds=30)  # a placing attempt this old with no si
 STAFF_RETRY = timedelta(minutes=10)  # the staff phone did not take it: the next person, this much later
 IVR_GRACE = timedelta(minutes=2)  # a caller still in the menu may yet choose a time; never ring them now
 DIAL_TIMEOUT = 30
+PER_TICK = 10  # due requests placed per run of the periodic duty
+TICK_BUDGET_S = 5.0  # and no more once this much of the worker loop's time is spent
 
 
 # -- calling hours (pure) -----------------------------------------------------------------------
@@ -522,23 +525,30 @@ def hang_up(res: Resources, s: Session, job: OutboxJob) -> None:
 
 @every
 def place_due(res: Resources, now: datetime | None = None) -> None:
-    """Periodic: place every open request whose next attempt is due, and reconcile attempts whose
-    placing never got Twilio's answer. Calls are placed one by one (Twilio admits one call a second)."""
+    """Periodic: place open requests whose next attempt is due, and reconcile attempts whose placing
+    never got Twilio's answer. One by one (Twilio admits one call a second), at most PER_TICK a tick,
+    and none more once Twilio fails to answer: the worker's loop also escalates urgent cases, so a
+    Twilio outage must cost it one timeout a tick, not one per due request."""
     clock = now
     now = now or utcnow()
+    started = time_.monotonic()
     with res.db.Session() as s:
         unsure = list(s.scalars(sa.select(CallbackAttempt.request_id).where(
             CallbackAttempt.outcome.is_(None), CallbackAttempt.stage == "placing",
-            CallbackAttempt.call_sid.is_(None), CallbackAttempt.at < now - RECONCILE_AFTER).limit(20)))
+            CallbackAttempt.call_sid.is_(None), CallbackAttempt.at < now - RECONCILE_AFTER).limit(PER_TICK)))
         due = list(s.scalars(sa.select(CallbackRequest.id).where(
             CallbackRequest.status == CallbackStatus.OPEN, CallbackRequest.next_attempt_at.is_not(None),
-            CallbackRequest.next_attempt_at <= now).order_by(CallbackRequest.next_attempt_at).limit(20)))
-    for cb_id in dict.fromkeys([*unsure, *due]):
+            CallbackRequest.next_attempt_at <= now).order_by(CallbackRequest.next_attempt_at).limit(PER_TICK)))
+    for cb_id in list(dict.fromkeys([*unsure, *due]))[:PER_TICK]:
         with res.db.Session() as s:
             try:
                 place_attempt(res, s, cb_id, reason="scheduled", now=clock)
             except SendError as exc:
                 log.warning("callback %s: not placed (%s)", cb_id, exc)
+                if exc.transient:
+                    return  # Twilio is not answering: the rest wait for the next tick
+        if time_.monotonic() - started > TICK_BUDGET_S:
+            return
 
 
 def bring_forward(s: Session, settings: Settings, cb: CallbackRequest, staff: StaffUser, reason: str,
