@@ -73,6 +73,22 @@ def test_import_trims_normalises_and_records_duration_and_checksum(tmp_path: Pat
     assert -20.5 < seg.dBFS < -15.5  # normalised from a quiet -29 dBFS tone
 
 
+OUTBOUND = ("outbound_greeting", "outbound_safe_check", "outbound_connecting", "outbound_goodbye", "outbound_sorry",
+            "staff_whisper")
+
+
+@pytest.mark.parametrize("lang", ["km", "th", "en"])
+def test_the_prompts_of_calls_we_place_are_in_the_matrix_and_importable(tmp_path: Path, audio_dir: Path,
+                                                                       lang: str) -> None:
+    assert set(OUTBOUND) <= SCRIPT.audio_names()[lang]
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in OUTBOUND:
+        write_wav(src / f"{name}.wav", tone(0.8, 0.2))
+    report = import_dir(src, lang, SCRIPT, audio_dir)
+    assert report.refused == [] and sorted(n for n, _ in report.imported) == sorted(OUTBOUND)
+
+
 def test_import_refuses_silent_clipped_and_unknown_files_with_reasons(tmp_path: Path, audio_dir: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
@@ -136,7 +152,7 @@ def test_audio_check_prints_the_matrix(tmp_path: Path, audio_dir: Path) -> None:
     assert line.split()[:3] == ["goodbye", "recorded", line.split()[2]] and "missing" in line
     shipped = CliRunner().invoke(cli, ["audio", "check"])
     assert shipped.exit_code == 0, shipped.output
-    assert shipped.output.rstrip().endswith("96 placeholder")
+    assert shipped.output.rstrip().endswith("114 placeholder")
 
 
 def test_encode_gives_the_delivery_format(tmp_path: Path) -> None:

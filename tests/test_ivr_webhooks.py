@@ -8,6 +8,7 @@ import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -23,7 +24,7 @@ from hotline.models import (
     OutboxJob,
     Recording,
 )
-from tests.conftest import PUBLIC, new_call_sid
+from tests.conftest import PUBLIC, new_call_sid, run_worker_burst
 
 A = PUBLIC + "/audio"
 HEAD = '<?xml version="1.0" encoding="UTF-8"?><Response>'
@@ -484,6 +485,28 @@ def test_second_callback_request_in_one_call_keeps_one_open_request(phone, db) -
         p.press("1")
         p.press("3")
     assert db.scalar(sa.select(sa.func.count(CallbackRequest.id))) == 1
+
+
+def test_a_missed_call_then_a_menu_choice_keeps_the_choice(phone, db, settings) -> None:
+    """The missed call opened a request for "now"; calling in later and choosing the evening moves it."""
+    phone(when=datetime.now(UTC)).call(to="+85523000999")
+    missed = db.scalars(sa.select(CallbackRequest)).one()
+    assert (missed.source, missed.preferred_time) == ("missed_call", "now")
+    p = phone()
+    p.call()
+    p.press("1")
+    p.press("8")
+    p.press("1")
+    p.press("2")  # this evening
+    db.expire_all()
+    req = db.scalars(sa.select(CallbackRequest)).one()
+    assert (req.id, req.preferred_time, req.next_attempt_at) == (missed.id, "evening", None)
+    jobs = db.scalars(sa.select(OutboxJob.payload).where(OutboxJob.kind == "callback.schedule")).all()
+    assert jobs.count({"callback_id": req.id}) == 2  # the missed call's, and the new choice's
+    run_worker_burst(settings)
+    db.expire_all()
+    when = db.get(CallbackRequest, req.id).next_attempt_at.astimezone(ZoneInfo("Asia/Phnom_Penh"))
+    assert 18 <= when.hour < 20  # the evening, in the caller's own time zone
 
 
 def test_withheld_number_goes_straight_to_keying_in_a_number(phone) -> None:

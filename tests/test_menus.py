@@ -148,8 +148,8 @@ def test_scripts_check_command_reports_problems_and_fails(voice_copy: Path) -> N
 def test_scripts_check_command_passes_on_the_shipped_script() -> None:
     result = CliRunner().invoke(cli, ["scripts", "check"])
     assert result.exit_code == 0, result.output
-    assert "15 nodes, 32 prompts, languages km, th, en: valid (96 texts marked for review)" in result.output
-    assert "audio: all 96 prompt files present" in result.output
+    assert "15 nodes, 38 prompts, languages km, th, en: valid (114 texts marked for review)" in result.output
+    assert "audio: all 114 prompt files present" in result.output
     assert "ivr_scripts/sms: ok: 3 languages, 135 replies within 2 parts" in result.output
     assert "sms_consent.yaml: valid (3 questions and replies" in result.output
 

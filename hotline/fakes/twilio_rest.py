@@ -2,7 +2,11 @@
 
 Point the hotline at it with TWILIO_API_BASE_URL. It checks HTTP basic auth like Twilio, records
 every request, and can be told to fail the next requests (500, 429, a permanent error code) or to
-answer slowly. Run alone: `python -m hotline.fakes.twilio_rest --port 8099`.
+answer slowly. Calls model what the field does to a caller of the API: a call Twilio accepted whose
+answer never reached us (`accept_then_timeout`), the Calls list filtered by To/From/StartTime (a
+queued call has no StartTime yet, as on Twilio), hanging a call up, and the requests Twilio itself
+would post later (`status_callback`, `amd_callback` for asynchronous AMD, `gather_timeout` for a
+person who never presses a key). Run alone: `python -m hotline.fakes.twilio_rest --port 8099`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ class FakeTwilio:
     recordings: dict[str, bytes] = field(default_factory=dict)
     deleted_recordings: list[str] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    hung_up: list[str] = field(default_factory=list)
     delay: float = 0.0
+    _accept_then_hang: list[float] = field(default_factory=list)
     _failures: list[Failure] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: Any = None
@@ -49,6 +55,56 @@ class FakeTwilio:
         with self._lock:
             self._failures.extend(Failure(status, code or status, message) for _ in range(n))
 
+    def accept_then_timeout(self, n: int = 1, hang: float = 2.0) -> None:
+        """The next `n` calls are created (Twilio places them) but the answer comes `hang` s late:
+        a client with a shorter timeout gives up and cannot know the call exists."""
+        with self._lock:
+            self._accept_then_hang.extend(hang for _ in range(n))
+
+    def call(self, sid: str) -> dict[str, str]:
+        with self._lock:
+            return next(c for c in self.calls if c["sid"] == sid)
+
+    def dial_child(self, parent_sid: str, to: str) -> str:
+        """The call Twilio creates itself for a <Dial><Number> of `parent_sid` (it has a sid of its
+        own and can be updated like any call). Returns its sid."""
+        sid = "CA" + secrets.token_hex(16)
+        with self._lock:
+            self.calls.append({"sid": sid, "To": to, "ParentCallSid": parent_sid, "status": "in-progress",
+                               "start_time": format_datetime(datetime.now(UTC), usegmt=True),
+                               "date_created": format_datetime(datetime.now(UTC), usegmt=True)})
+        return sid
+
+    def status_callback(self, sid: str, status: str, duration: int = 0) -> tuple[str, dict[str, str]]:
+        """What Twilio posts to the call's StatusCallback when it moves to `status` (and the call
+        takes that status in the Calls list: a call that rang has a StartTime)."""
+        call = self.call(sid)
+        with self._lock:
+            call["status"] = status
+            if status != "queued" and not call.get("start_time"):
+                call["start_time"] = format_datetime(datetime.now(UTC), usegmt=True)
+        form = {"CallSid": sid, "AccountSid": self.account_sid, "From": call.get("From", ""),
+                "To": call.get("To", ""), "CallStatus": status, "Direction": "outbound-api",
+                "ApiVersion": "2010-04-01"}
+        if status in ("completed", "busy", "no-answer", "failed", "canceled"):
+            form["CallDuration"] = str(duration)
+        return call.get("StatusCallback", ""), form
+
+    def amd_callback(self, sid: str, answered_by: str) -> tuple[str, dict[str, str]]:
+        """Asynchronous AMD: the verdict Twilio posts to AsyncAmdStatusCallback while the call's
+        TwiML is already running."""
+        call = self.call(sid)
+        if call.get("AsyncAmd") != "true":
+            raise AssertionError("this call was placed without asynchronous AMD")
+        return call.get("AsyncAmdStatusCallback", ""), {
+            "CallSid": sid, "AccountSid": self.account_sid, "AnsweredBy": answered_by,
+            "MachineDetectionDuration": "2400"}
+
+    @staticmethod
+    def gather_timeout(form: dict[str, str]) -> dict[str, str]:
+        """A <Gather actionOnEmptyResult> that timed out: Twilio posts its action without Digits."""
+        return {k: v for k, v in form.items() if k != "Digits"}
+
     def sms_to(self, number: str) -> list[dict[str, str]]:
         with self._lock:
             return [m for m in self.messages if m.get("To") == number]
@@ -57,6 +113,8 @@ class FakeTwilio:
         with self._lock:
             self.messages.clear()
             self.calls.clear()
+            self.hung_up.clear()
+            self._accept_then_hang.clear()
             self.requests.clear()
             self._failures.clear()
             self.delay = 0.0
@@ -111,13 +169,38 @@ class FakeTwilio:
         @app.post(f"{base}/Calls.json")
         def create_call(account: str) -> tuple[Response, int]:
             sid = "CA" + secrets.token_hex(16)
-            record = {**request.form.to_dict(), "sid": sid}
+            record = {**request.form.to_dict(), "sid": sid, "status": "queued", "start_time": "",
+                      "date_created": format_datetime(datetime.now(UTC), usegmt=True)}
             record["StatusCallbackEvent"] = ",".join(request.form.getlist("StatusCallbackEvent"))
             with self._lock:
                 self.calls.append(record)
-            return jsonify(sid=sid, account_sid=account, to=request.form.get("To"), from_=request.form.get("From"),
-                           status="queued", direction="outbound-api", api_version="2010-04-01",
-                           uri=f"/2010-04-01/Accounts/{account}/Calls/{sid}.json"), 201
+                hang = self._accept_then_hang.pop(0) if self._accept_then_hang else 0.0
+            if hang:
+                time.sleep(hang)  # the call exists at Twilio; our client has given up waiting
+            return jsonify(_call_json(account, record)), 201
+
+        @app.get(f"{base}/Calls.json")
+        def list_calls(account: str) -> Response:
+            """Newest first, filtered by To, From and StartTime (>=, <=, by day) like Twilio: a call
+            still queued has no StartTime, so a StartTime filter never finds it."""
+            with self._lock:
+                found = [c for c in reversed(self.calls) if _call_matches(c, request.args)]
+            size = int(request.args.get("PageSize", "50"))
+            page = [_call_json(account, c) for c in found[:size]]
+            return jsonify(calls=page, page=0, page_size=size, start=0, end=max(len(page) - 1, 0),
+                           first_page_uri=request.full_path, next_page_uri=None, previous_page_uri=None,
+                           uri=request.full_path)
+
+        @app.post(f"{base}/Calls/<csid>.json")
+        def update_call(account: str, csid: str) -> tuple[Response, int]:
+            with self._lock:
+                call = next((c for c in self.calls if c["sid"] == csid), None)
+                if call is not None and request.form.get("Status") == "completed":
+                    self.hung_up.append(csid)
+                    call["status"] = "completed"
+            if call is None:
+                return _error(404, 20404, "The requested resource was not found"), 404
+            return jsonify(_call_json(account, call)), 200
 
         @app.get(f"{base}/Recordings/<rsid>.<ext>")
         def get_recording(account: str, rsid: str, ext: str) -> Response:
@@ -156,6 +239,27 @@ def _matches(message: dict[str, str], args: Any) -> bool:
         return False
     day = parsedate_to_datetime(message["date_created"]).date().isoformat()
     after, before, exact = args.get("DateSent>"), args.get("DateSent<"), args.get("DateSent")
+    return not ((after and day < after[:10]) or (before and day > before[:10]) or (exact and day != exact[:10]))
+
+
+def _call_json(account: str, c: dict[str, str]) -> dict[str, Any]:
+    return {"sid": c["sid"], "account_sid": account, "to": c.get("To"), "from": c.get("From"),
+            "status": c.get("status", "queued"), "direction": "outbound-api", "api_version": "2010-04-01",
+            "date_created": c["date_created"], "start_time": c.get("start_time") or None,
+            "uri": f"/2010-04-01/Accounts/{account}/Calls/{c['sid']}.json"}
+
+
+def _call_matches(call: dict[str, str], args: Any) -> bool:
+    if "To" in args and call.get("To") != args["To"]:
+        return False
+    if "From" in args and call.get("From") != args["From"]:
+        return False
+    after, before, exact = args.get("StartTime>"), args.get("StartTime<"), args.get("StartTime")
+    if not (after or before or exact):
+        return True
+    if not call.get("start_time"):
+        return False
+    day = parsedate_to_datetime(call["start_time"]).date().isoformat()
     return not ((after and day < after[:10]) or (before and day > before[:10]) or (exact and day != exact[:10]))
 
 

@@ -302,6 +302,8 @@ class CallbackRequest(Base):
     assigned_to_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
     case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", ondelete="SET NULL"), index=True)
     outcome: Mapped[str | None] = mapped_column(sa.String(32))
+    # Why next_attempt_at is what it is ("the time the caller chose", "outside calling hours", ...).
+    next_reason: Mapped[str | None] = mapped_column(sa.String(160))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now(), index=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempt_log: Mapped[list[CallbackAttempt]] = relationship(back_populates="request",
@@ -314,7 +316,12 @@ class CallbackAttempt(Base):
     request_id: Mapped[int] = mapped_column(sa.ForeignKey("callback_requests.id", ondelete="CASCADE"), index=True)
     staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
     call_sid: Mapped[str | None] = mapped_column(sa.String(64))
-    outcome: Mapped[str | None] = mapped_column(sa.String(32))  # reached, no_answer, busy, unsafe, machine, failed
+    outcome: Mapped[str | None] = mapped_column(sa.String(32))  # hotline.services.callbacks.OUTCOMES
+    # placing (Twilio not yet confirmed) -> staff (staff phone rung) -> callee (staff pressed 1, the
+    # person is rung) -> bridging (the person pressed 1): see hotline.services.callbacks.
+    stage: Mapped[str | None] = mapped_column(sa.String(16))
+    dialled: Mapped[str | None] = mapped_column(sa.String(20))  # the staff phone rung first
+    reason: Mapped[str | None] = mapped_column(sa.String(200))  # why it was placed (schedule, "Call now: ...")
     at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
     request: Mapped[CallbackRequest] = relationship(back_populates="attempt_log")
 

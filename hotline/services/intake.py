@@ -75,6 +75,7 @@ def request_callback(session: Session, *, caller: Caller | None, phone: str, sou
     """Store a callback request once per open request per number. Returns (request, created)."""
     existing = _open_request(session, phone)
     if existing is not None:
+        _take_over(existing, source_sid, language)
         return existing, False
     req = CallbackRequest(caller_id=caller.id if caller else None, phone=phone, country=country_of(phone),
                           language=Language(language) if language else (caller.language if caller else None),
@@ -86,6 +87,26 @@ def request_callback(session: Session, *, caller: Caller | None, phone: str, sou
         return winner, False
     add_job(session, CALLBACK_JOB, {"callback_id": req.id}, queue="default")
     return req, True
+
+
+def _take_over(req: CallbackRequest, source_sid: str | None, language: Language | str | None) -> None:
+    """The number asks again while a request is open (a missed call, then the menu): this call's
+    later choices (the time) apply to that request, so it answers to this call's sid from now on."""
+    if source_sid and req.status == CallbackStatus.OPEN:
+        req.source_sid = source_sid
+        if req.language is None and language:
+            req.language = Language(language)
+
+
+def choose_time(session: Session, req: CallbackRequest, when: str) -> None:
+    """The caller chose when to be called (now, this evening, the weekend) after asking: keep it and
+    let the scheduling job move the next attempt (hotline.services.callbacks.reschedule)."""
+    if when not in ("now", "evening", "weekend") or req.status not in OPEN_STATES:
+        return
+    req.preferred_time = when
+    if req.status == CallbackStatus.OPEN:
+        req.next_attempt_at = None  # not due until the job has placed it at the chosen time
+        add_job(session, CALLBACK_JOB, {"callback_id": req.id}, queue="default")
 
 
 def _add_unless_taken(session: Session, row: T, winner: Callable[[], T | None]) -> T | None:

@@ -272,11 +272,10 @@ def apply_effects(session: Session, effects: Sequence[Effect], *, call_id: int |
                                        CallbackRequest.status.in_(intake.OPEN_STATES))
                                 .values(consent_contact=effect.answer))
         elif isinstance(effect, SetCallbackTime) and call_sid:
-            # Only the request this call made: an older open request keeps what was agreed for it.
-            session.execute(sa.update(CallbackRequest)
-                            .where(CallbackRequest.source_sid == call_sid,
-                                   CallbackRequest.status.in_(intake.OPEN_STATES))
-                            .values(preferred_time=effect.when))
+            # The request this call made or took over (e.g. an open missed-call request).
+            for req in session.scalars(sa.select(CallbackRequest).where(
+                    CallbackRequest.source_sid == call_sid, CallbackRequest.status.in_(intake.OPEN_STATES))):
+                intake.choose_time(session, req, effect.when)
 
 
 def report_sid(call_sid: str) -> str:

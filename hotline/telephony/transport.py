@@ -50,15 +50,19 @@ class Transport(Protocol):
     def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> Sent: ...
 
     def place_call(self, to: str, *, url: str, status_callback: str | None = None,
-                   machine_detection: bool = True, timeout: int = 30) -> Sent: ...
+                   machine_detection: bool = True, timeout: int = 30, amd_callback: str | None = None) -> Sent: ...
+
+    def hang_up(self, call_sid: str) -> None: ...
 
 
 class TwilioTransport:
     """Twilio's REST client; TWILIO_API_BASE_URL points it at a staging or test server."""
 
     name = "twilio"
+    timeout = 10.0  # seconds for one REST request
 
-    def __init__(self, settings: Settings, timeout: float = 10.0):
+    def __init__(self, settings: Settings, timeout: float | None = None):
+        timeout = self.timeout if timeout is None else timeout
         from twilio.http.http_client import TwilioHttpClient
         from twilio.rest import Client
 
@@ -78,15 +82,33 @@ class TwilioTransport:
         return self._call(create, to)
 
     def place_call(self, to: str, *, url: str, status_callback: str | None = None,
-                   machine_detection: bool = True, timeout: int = 30) -> Sent:
+                   machine_detection: bool = True, timeout: int = 30, amd_callback: str | None = None) -> Sent:
+        """With `amd_callback`, answering-machine detection is asynchronous: the TwiML at `url` runs at
+        once (nobody waits in silence) and the verdict is POSTed to `amd_callback` later."""
         def create() -> Sent:
+            amd = "Enable" if machine_detection else None
             call = self.client.calls.create(
                 to=to, from_=self.settings.hotline_number, url=url, status_callback=status_callback,
                 status_callback_event=["initiated", "answered", "completed"] if status_callback else None,
-                machine_detection="Enable" if machine_detection else None, timeout=timeout)
+                machine_detection=amd, timeout=timeout,
+                async_amd="true" if amd and amd_callback else None,
+                async_amd_status_callback=amd_callback if amd else None)
             return Sent(str(call.sid), str(call.status), self.name)
 
         return self._call(create, to)
+
+    def hang_up(self, call_sid: str) -> None:
+        """End a call in progress (REST update Status=completed); a call already over is left alone."""
+        def update() -> Sent:
+            self.client.calls(call_sid).update(status="completed")
+            return Sent(call_sid, "completed", self.name)
+
+        try:
+            self._call(update, "")
+        except SendError as exc:
+            if exc.transient:
+                raise
+            log.info("hang up %s: %s", call_sid, exc)
 
     @staticmethod
     def _call(fn, to: str) -> Sent:  # type: ignore[no-untyped-def]
@@ -119,9 +141,12 @@ class LocalTransport:
         return Sent("SM" + secrets.token_hex(16), "delivered", self.name)
 
     def place_call(self, to: str, *, url: str, status_callback: str | None = None,
-                   machine_detection: bool = True, timeout: int = 30) -> Sent:
+                   machine_detection: bool = True, timeout: int = 30, amd_callback: str | None = None) -> Sent:
         log.info("local transport: call to %s", mask(to))
         return Sent("CA" + secrets.token_hex(16), "queued", self.name)
+
+    def hang_up(self, call_sid: str) -> None:
+        log.info("local transport: hang up %s", call_sid)
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -144,6 +169,28 @@ def find_sms(transport: Transport, *, to: str, body: str, created_after: datetim
             created = msg.date_created
             if msg.body == body and (created is None or created >= created_after):
                 return Sent(str(msg.sid), str(msg.status), transport.name)
+        return None
+
+    return TwilioTransport._call(lookup, to)  # type: ignore[no-any-return]
+
+
+def find_call(transport: Transport, *, to: str, created_after: datetime) -> Sent | None:
+    """A call Twilio already holds to `to`, created at or after `created_after` (newest first).
+
+    Used before placing a callback again when the last request to Twilio timed out: Twilio may have
+    accepted it, and the person must not be rung twice. Filters on To and From and checks DateCreated
+    ourselves, deliberately not StartTime>: Twilio leaves StartTime empty while a call is still
+    queued, which is exactly the call we look for (as find_sms does with DateSent). Newest first.
+    LocalTransport places nothing, so there is nothing to find.
+    """
+    if not isinstance(transport, TwilioTransport):
+        return None
+
+    def lookup() -> Sent | None:
+        for call in transport.client.calls.list(to=to, from_=transport.settings.hotline_number, limit=20):
+            created = call.date_created
+            if created is None or created >= created_after.replace(microsecond=0):
+                return Sent(str(call.sid), str(call.status), transport.name)
         return None
 
     return TwilioTransport._call(lookup, to)  # type: ignore[no-any-return]

@@ -1,12 +1,16 @@
-"""TwiML and status callbacks for the calls the hotline places (callbacks). Every route is signed.
+"""TwiML and callbacks for the calls the hotline places (callbacks): a thin adapter over
+hotline.services.callbacks, which owns the attempt's state machine. Every route is signed.
 
-Staff first:  Twilio rings the staff member (`/staff`); when they answer, `<Dial callerId=hotline>`
-              rings the caller with `<Number url=/callee>`: that TwiML is played to the CALLER before
-              the two are bridged (a "whisper"). It is the safety check: press 1 and the TwiML ends,
-              so Twilio bridges; anything else hears a polite goodbye and is hung up, never bridged.
-Direct:       without a staff phone, Twilio calls the caller straight to `/callee?leg=direct`; after
-              the same check the caller is bridged to the on-call lawyers.
-Answering machines (Twilio's AnsweredBy) are hung up on at once: no message is ever left.
+  Twilio rings the staff phone (REST, asynchronous AMD) ──> /staff: the whisper, "press 1 to call"
+  /staff/accept  1: <Dial callerId=hotline action=/dial><Number url=/callee amdStatusCallback=/amd>
+                 anything else or nothing: not accepted, hang up (the callee was never rung)
+  /callee        played to the PERSON before the bridge: a neutral greeting, "if it is a good time
+                 to talk, press 1" (recorded prompts in their language)
+  /callee/answer 1: the whisper ends and Twilio bridges (or, when the staff leg is gone, an apology);
+                 anything else: a polite goodbye, logged unsafe, never bridged
+  /dial          the <Dial> ended: reached only when Twilio says it bridged
+  /status        the staff leg's status callbacks;  /amd  asynchronous AMD verdicts (a machine is
+                 hung up on with no message)
 The attempt id travels in the query string; Twilio's signature covers it, so it cannot be forged.
 """
 
@@ -19,15 +23,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 import yaml
 from flask import Blueprint, Response, current_app, g, request
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from hotline.db import utcnow
-from hotline.models import Call, CallbackAttempt
-from hotline.services.callbacks import finish_attempt
-from hotline.services.legal_aid import oncall_numbers
+from hotline.models import CallbackAttempt
+from hotline.services import callbacks as service
 from hotline.settings import Settings
 from hotline.telephony.signature import twilio_signed
 from hotline.telephony.twiml import empty_voice, xml
@@ -37,36 +38,36 @@ from hotline.web.audio import AUDIO_DIR, audio_url
 log = logging.getLogger(__name__)
 bp = Blueprint("outbound", __name__, url_prefix="/twilio/outbound")
 SCRIPT = Path(__file__).resolve().parent.parent.parent / "ivr_scripts" / "outbound.yaml"
-FINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
-STATUS_OUTCOME = {"busy": "busy", "no-answer": "no_answer", "failed": "failed", "canceled": "no_answer",
-                  "completed": "unsafe"}  # answered, then hung up before pressing 1
 STAFF_SAYS = {"unsafe": "staff_unsafe", "machine": "staff_machine", "no_answer": "staff_no_answer",
-              "busy": "staff_busy"}
+              "busy": "staff_busy", "failed": "staff_failed", "bridge_failed": "staff_failed"}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 @lru_cache(maxsize=1)
-def texts() -> dict[str, Any]:
-    data = yaml.safe_load(SCRIPT.read_text(encoding="utf-8"))
-    for name in ("outbound_greeting", "outbound_safe_check", "outbound_connecting", "outbound_goodbye"):
-        missing = {"km", "th", "en"} - set(data["callee"][name])
-        if missing:
-            raise ValueError(f"{SCRIPT}: callee.{name} has no text for {', '.join(sorted(missing))}")
-    return data  # type: ignore[no-any-return]
+def staff_texts() -> dict[str, str]:
+    return yaml.safe_load(SCRIPT.read_text(encoding="utf-8"))["staff"]  # type: ignore[no-any-return]
 
 
-def prompt(verb: VoiceResponse | Gather, lang: str, name: str) -> None:
-    """A recording when there is one; else Thai or English speech (Twilio has no Khmer voice)."""
-    if lang in ("km", "th", "en") and (AUDIO_DIR / lang / f"{name}.mp3").is_file():
-        verb.play(audio_url(lang, name))
+def prompt(verb: VoiceResponse | Gather, lang: str, pid: str) -> None:
+    """A recorded prompt from the voice script (ivr_scripts/voice/outbound.yaml) in `lang`: always
+    <Play> of audio/<lang>/<audio>.mp3 (a placeholder until recorded). Only if that file is missing
+    is Thai or English spoken; Twilio has no Khmer voice."""
+    from hotline.web.voice import runtime
+
+    texts = runtime().script.prompts[pid].texts
+    lang = lang if lang in texts else "km"
+    text = texts[lang]
+    if (AUDIO_DIR / lang / f"{text.audio}.mp3").is_file():
+        verb.play(audio_url(lang, text.audio))
     elif lang == "th":
-        verb.say(texts()["callee"][name]["th"], voice="Google.th-TH-Standard-A", language="th-TH")
+        verb.say(text.text, voice="Google.th-TH-Standard-A", language="th-TH")
     else:
-        verb.say(texts()["callee"][name]["en"], language="en-US")
+        log.error("outbound prompt %s/%s has no audio file", lang, text.audio)
+        verb.say(texts["en"].text, language="en-US")
 
 
 def staff_says(resp: VoiceResponse, name: str) -> None:
-    resp.say(texts()["staff"][name], language="en-US")
+    resp.say(staff_texts()[name], language="en-US")
 
 
 def outbound_safe(view: F) -> F:
@@ -81,9 +82,7 @@ def outbound_safe(view: F) -> F:
             s = g.get("db_session")
             if s is not None:
                 s.rollback()
-            resp = VoiceResponse()
-            resp.hangup()
-            return xml(resp)
+            return _hangup()
 
     return wrapper  # type: ignore[return-value]
 
@@ -97,34 +96,12 @@ def _base() -> str:
 
 
 def _attempt() -> CallbackAttempt | None:
-    raw = request.args.get("attempt", "")
-    return session().get(CallbackAttempt, int(raw)) if raw.isdigit() else None
+    return service.attempt_by_id(session(), request.args.get("attempt", ""))
 
 
 def _machine() -> bool:
     answered = request.form.get("AnsweredBy", "")
     return answered.startswith("machine") or answered == "fax"
-
-
-def _lang(attempt: CallbackAttempt) -> str:
-    cb = attempt.request
-    lang = cb.language or (_caller_language(cb.caller_id) if cb.caller_id else None)
-    return str(lang) if lang else "km"
-
-
-def _caller_language(caller_id: int) -> str | None:
-    from hotline.models import Caller
-
-    caller = session().get(Caller, caller_id)
-    return str(caller.language) if caller and caller.language else None
-
-
-def _finish(attempt: CallbackAttempt, outcome: str, *, counts: bool = True) -> None:
-    s = session()
-    if finish_attempt(s, _settings(), attempt.id, outcome, counts=counts):
-        log.info("callback attempt %s: %s CallSid=%s", attempt.id, outcome, request.form.get("CallSid", ""))
-    s.commit()
-    s.refresh(attempt)
 
 
 def _hangup() -> Response:
@@ -133,23 +110,54 @@ def _hangup() -> Response:
     return xml(resp)
 
 
+def _commit() -> None:
+    session().commit()
+
+
 @bp.post("/staff")
 @twilio_signed
 @outbound_safe
 def staff_leg() -> Response:
-    """The staff member answered: brief them, then ring the caller (who hears the safety check first)."""
+    """The staff phone answered: the whisper. Only a key press of 1 rings the person."""
     attempt = _attempt()
     if attempt is None or attempt.outcome is not None:
         return _hangup()
-    if _machine():  # the staff member's voicemail: never bridge a caller into it
-        _finish(attempt, "failed", counts=False)
+    if _machine():  # only if Twilio ran AMD synchronously; normally the verdict comes to /amd
+        service.staff_missed(session(), _settings(), attempt, "a voicemail answered the staff phone")
+        _commit()
         return _hangup()
+    resp = VoiceResponse()
+    accept = f"{_base()}/staff/accept?attempt={attempt.id}"
+    gather = resp.gather(num_digits=1, timeout=10, action=accept, action_on_empty_result=True)
+    prompt(gather, service.staff_language(session(), attempt), "staff_whisper")
+    resp.redirect(accept)
+    return xml(resp)
+
+
+@bp.post("/staff/accept")
+@twilio_signed
+@outbound_safe
+def staff_accept() -> Response:
+    """1: ring the person from the hotline's number. Anything else: the callee is never rung."""
+    attempt = _attempt()
+    if attempt is None:
+        return _hangup()
+    s = session()
+    if request.form.get("Digits", "") != "1" or not service.staff_accepted(s, attempt):
+        service.staff_missed(s, _settings(), attempt, "the staff member did not press 1")
+        _commit()
+        resp = VoiceResponse()
+        staff_says(resp, "staff_not_accepted")
+        resp.hangup()
+        return xml(resp)
+    _commit()
     resp = VoiceResponse()
     staff_says(resp, "staff_connecting")
     dial = resp.dial(caller_id=_settings().hotline_number, action=f"{_base()}/dial?attempt={attempt.id}",
-                     timeout=30)
-    dial.number(attempt.request.phone, url=f"{_base()}/callee?attempt={attempt.id}&leg=whisper",
-                machine_detection="Enable")
+                     timeout=service.DIAL_TIMEOUT)
+    # amdStatusCallback makes <Number>'s AMD asynchronous: the greeting is not held in silence.
+    dial.number(attempt.request.phone, url=f"{_base()}/callee?attempt={attempt.id}", machine_detection="Enable",
+                amd_status_callback=f"{_base()}/amd?attempt={attempt.id}&leg=callee")
     return xml(resp)
 
 
@@ -157,19 +165,18 @@ def staff_leg() -> Response:
 @twilio_signed
 @outbound_safe
 def callee_leg() -> Response:
-    """What the caller hears first: a neutral greeting and "if it is safe to talk, press 1"."""
+    """What the person hears first: a neutral greeting and "if it is a good time to talk, press 1"."""
     attempt = _attempt()
-    leg = "whisper" if request.args.get("leg") == "whisper" else "direct"
     if attempt is None or attempt.outcome is not None:
-        return _hangup()
-    _note_call(attempt)
+        return _hangup()  # e.g. the AMD verdict "machine" came first
     if _machine():
-        _finish(attempt, "machine")
+        service.machine(session(), _settings(), attempt, leg="callee", call_sid="")
+        _commit()
         return _hangup()  # no message on a machine, ever
-    lang = _lang(attempt)
+    lang = service.callee_language(session(), attempt)
     resp = VoiceResponse()
-    answer = f"{_base()}/callee/answer?attempt={attempt.id}&leg={leg}"
-    # actionOnEmptyResult: silence also goes to the answer step, where it counts as "not safe".
+    answer = f"{_base()}/callee/answer?attempt={attempt.id}"
+    # actionOnEmptyResult: silence also goes to the answer step, where it counts as "not a good time".
     gather = resp.gather(num_digits=1, timeout=8, action=answer, action_on_empty_result=True)
     prompt(gather, lang, "outbound_greeting")
     prompt(gather, lang, "outbound_safe_check")
@@ -181,24 +188,31 @@ def callee_leg() -> Response:
 @twilio_signed
 @outbound_safe
 def callee_answer() -> Response:
-    """1: bridge (whisper: end the TwiML; direct: dial the on-call lawyers). Else: goodbye, unsafe."""
+    """1: end the whisper so Twilio bridges (or apologise if the staff leg is gone). Else: goodbye."""
     attempt = _attempt()
     if attempt is None:
         return _hangup()
-    lang = _lang(attempt)
+    s = session()
+    lang = service.callee_language(s, attempt)
     resp = VoiceResponse()
+    if attempt.outcome is not None:
+        # Over already (the staff member hung up meanwhile): whoever said yes hears the apology.
+        prompt(resp, lang, "outbound_sorry" if request.form.get("Digits", "") == "1" else "outbound_goodbye")
+        resp.hangup()
+        return xml(resp)
     if request.form.get("Digits", "") != "1":
-        _finish(attempt, "unsafe")
+        service.callee_declined(s, _settings(), attempt)
+        _commit()
         prompt(resp, lang, "outbound_goodbye")
         resp.hangup()
         return xml(resp)
-    _finish(attempt, "reached")
-    prompt(resp, lang, "outbound_connecting")
-    if request.args.get("leg") != "whisper":
-        numbers = oncall_numbers(session(), _settings(), attempt.request.country)[:10]  # <Dial> rings ≤ 10
-        dial = resp.dial(caller_id=_settings().hotline_number, timeout=30)
-        for number in numbers:
-            dial.number(number)
+    if not service.callee_safe(s, _settings(), attempt):
+        _commit()
+        prompt(resp, lang, "outbound_sorry")
+        resp.hangup()
+        return xml(resp)
+    _commit()
+    prompt(resp, lang, "outbound_connecting")  # the whisper's TwiML ends here: Twilio bridges
     return xml(resp)
 
 
@@ -206,15 +220,16 @@ def callee_answer() -> Response:
 @twilio_signed
 @outbound_safe
 def dial_done() -> Response:
-    """The staff leg's <Dial> ended: record what happened to the caller's leg and tell the staff member."""
+    """The staff leg's <Dial> ended: record what happened and tell the staff member."""
     attempt = _attempt()
     if attempt is None:
         return _hangup()
-    status = request.form.get("DialCallStatus", "")
-    if attempt.outcome is None and status in STATUS_OUTCOME:
-        _finish(attempt, STATUS_OUTCOME[status])
+    outcome = service.dial_ended(session(), _settings(), attempt, request.form.get("DialCallStatus", ""),
+                                 request.form.get("DialBridged", "").lower())
+    _commit()
+    log.info("callback attempt %s: dial ended %s", attempt.id, outcome)
     resp = VoiceResponse()
-    staff_says(resp, STAFF_SAYS.get(attempt.outcome or "", "staff_ended"))
+    staff_says(resp, STAFF_SAYS.get(outcome or "", "staff_ended"))
     resp.hangup()
     return xml(resp)
 
@@ -222,41 +237,33 @@ def dial_done() -> Response:
 @bp.post("/status")
 @twilio_signed
 def status() -> Response:
-    """Status callbacks of calls we placed; Twilio ignores the body, unknown ids are answered 200."""
+    """Status callbacks of the staff leg we placed; Twilio ignores the body, unknown ids get 200."""
     try:
-        _status()
+        service.call_status(session(), _settings(), _attempt(), request.form.to_dict())
+        _commit()
     except Exception:  # a status callback must never fail loudly; the periodic sweep closes stale attempts
         log.exception("outbound status callback failed CallSid=%s", request.form.get("CallSid", ""))
-        s = g.get("db_session")
-        if s is not None:
-            s.rollback()
+        _rollback()
     return empty_voice()
 
 
-def _status() -> None:
-    attempt = _attempt()
-    call_status = request.form.get("CallStatus", "")
-    _note_call(attempt)
-    if attempt is None or call_status not in FINAL or attempt.outcome is not None:
-        session().commit()
-        return
-    if request.args.get("leg") == "staff":
-        _finish(attempt, "failed", counts=False)  # the staff phone never took the call
-    else:
-        _finish(attempt, "machine" if _machine() else STATUS_OUTCOME[call_status])
+@bp.post("/amd")
+@twilio_signed
+def amd() -> Response:
+    """Asynchronous AMD verdict for a leg: a machine is hung up on (no message); a human goes on."""
+    try:
+        attempt = _attempt()
+        if attempt is not None and _machine():
+            leg = "staff" if request.args.get("leg") == "staff" else "callee"
+            service.machine(session(), _settings(), attempt, leg=leg, call_sid=request.form.get("CallSid", ""))
+            _commit()
+    except Exception:
+        log.exception("AMD callback failed CallSid=%s", request.form.get("CallSid", ""))
+        _rollback()
+    return empty_voice()
 
 
-def _note_call(attempt: CallbackAttempt | None) -> None:
-    """Keep the Call row of a call we placed up to date (status, AMD answer, duration)."""
-    sid = request.form.get("CallSid", "")
-    call = session().scalar(sa.select(Call).where(Call.call_sid == sid)) if sid else None
-    if call is None:
-        return
-    call.status = (request.form.get("CallStatus") or call.status)[:24]
-    call.answered_by = (request.form.get("AnsweredBy") or call.answered_by or "")[:32] or None
-    duration = request.form.get("CallDuration", "")
-    if duration.isdigit():
-        call.duration_s = int(duration)
-    if call.status in FINAL:
-        call.ended_at = call.ended_at or utcnow()
-        call.outcome = call.outcome or (attempt.outcome if attempt else None)
+def _rollback() -> None:
+    s = g.get("db_session")
+    if s is not None:
+        s.rollback()

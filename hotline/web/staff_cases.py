@@ -10,16 +10,15 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
-from hotline.background.outbox import add_job
 from hotline.db import utcnow
-from hotline.models import CallbackRequest, CallbackStatus, Case, Recording, Role
+from hotline.models import CallbackRequest, Case, Recording, Role, StaffUser
+from hotline.services import callbacks as callback_service
 from hotline.services import cases
 from hotline.web import resources, session
 from hotline.web.staff import _lang, audit, me, staff_required
 from hotline.web.staff import bp as staff_bp
 from hotline.web.staff_i18n import t
 
-CALL_NOW_JOB = "callback.place"
 QUEUE_VIEWS = ("open", "mine", "all")
 
 
@@ -226,15 +225,52 @@ def callback_outcome(callback_id: int):  # type: ignore[no-untyped-def]
 @staff_bp.post("/callbacks/<int:callback_id>/call")
 @staff_required()
 def call_now(callback_id: int):  # type: ignore[no-untyped-def]
-    """Queue a bridged call: the worker rings this staff member, then the person (who is asked first
-    whether it is safe to talk)."""
+    """Bring a callback forward: the worker rings this staff member, then the person (who is asked
+    first whether it is a good time to talk). Never outside calling hours nor within the spacing."""
     req = _callback_or_404(callback_id)
-    if req.status not in (CallbackStatus.OPEN, CallbackStatus.IN_PROGRESS):
-        _error(cases.CaseError("callback_closed"))
+    reason = request.form.get("reason", "").strip()[:160]
+    if not reason:
+        flash(t("reason_required", _lang()), "error")
         return redirect(url_for("staff.callbacks"))
-    add_job(session(), CALL_NOW_JOB, {"callback_id": req.id, "staff_id": me().id}, queue="urgent",
-            case_id=req.case_id)
-    audit("callback.call_now", "callback", req.id, case_id=req.case_id)
-    session().commit()
-    flash(t("call_queued", _lang()), "ok")
+    decision = callback_service.bring_forward(session(), resources().settings, req, _me_row(), reason)
+    _say_decision(decision, req)
+    if decision.placed:
+        audit("callback.call_now", "callback", req.id, case_id=req.case_id, reason=reason)
+        session().commit()
     return redirect(url_for("staff.callbacks"))
+
+
+def _say_decision(decision: callback_service.Decision, req: CallbackRequest | None) -> None:
+    """Tell the staff member honestly what will happen and when."""
+    values: dict[str, str] = {k: str(v) for k, v in decision.detail.items()}
+    values["when"] = _local(decision.when)
+    if decision.key == "no_staff_phone" and req is not None:
+        values["when"] = _local(req.next_attempt_at)
+    if decision.key == "too_soon":
+        values["minutes"] = str(resources().settings.callback_retry_minutes)
+    flash(t(decision.key, _lang(), **values), "ok" if decision.placed else "error")
+
+
+def _me_row() -> StaffUser:
+    user = session().get(StaffUser, me().id)
+    assert user is not None
+    return user
+
+
+def _local(value: Any) -> str:
+    return value.astimezone(resources().settings.tz).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+@staff_bp.post("/cases/<int:case_id>/callback")
+@staff_required()
+def case_callback(case_id: int):  # type: ignore[no-untyped-def]
+    """Call an urgent case's person back through the hotline: the staff phone first, then the
+    person from the hotline's number with the good-time-to-talk question. Audited."""
+    case = _case_or_404(case_id)
+    reason = request.form.get("reason", "").strip()[:160] or "call back from the case page"
+    req, decision = callback_service.request_for_case(session(), resources().settings, case, _me_row(), reason)
+    _say_decision(decision, req)
+    audit("case.callback", "case", case.id, placed=decision.placed, result=decision.key, reason=reason,
+          callback_id=req.id if req else None)
+    session().commit()
+    return redirect(url_for("staff.case_page", case_id=case.id))

@@ -1,14 +1,14 @@
 """reports: case province and district, indexes for the indicators
 
 Revision ID: 0002_h17_reports
-Revises: 0001
+Revises: 0002_h13_accounts
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0002_h17_reports'
-down_revision = '0001'
+down_revision = '0002_h13_accounts'
 branch_labels = None
 depends_on = None
 
