@@ -168,9 +168,10 @@ class DangerSet:
                 if len(cache) > 20_000:  # bounded: a flood of random words cannot grow it forever
                     cache.clear()
                 cache[w] = next((k for n in (len(w) - 1, len(w), len(w) + 1) for k in self._fuzzy.get(n, ())
-                                 if _within_one(w, k)), None)
-            if cache[w] is not None:
-                words[i] = cache[w]  # type: ignore[call-overload]
+                                 if within_one(w, k)), None)
+            fixed = cache[w]
+            if fixed is not None:
+                words[i] = fixed
                 changed = True
         return " ".join(words) if changed else None
 
@@ -246,9 +247,10 @@ def compile_danger(files: Mapping[str, Mapping[str, Any]], alarms: Mapping[str, 
             if not isinstance(by_cat, dict):
                 raise DangerError(f"{where}.{level}: must map categories ({', '.join(CATEGORIES)}) to rules")
             for cat, items in by_cat.items():
+                cwhere = f"{where}.{level}.{cat}"
                 if cat not in (*CATEGORIES, "other"):
-                    raise DangerError(f"{where}.{level}.{cat}: unknown category (known: {', '.join(CATEGORIES)}, other)")
-                rules += [(level, str(cat), r, f"{where}.{level}.{cat}") for r in _texts(items, f"{where}.{level}.{cat}")]
+                    raise DangerError(f"{cwhere}: unknown category (known: {', '.join(CATEGORIES)}, other)")
+                rules += [(level, str(cat), r, cwhere) for r in _texts(items, cwhere)]
         for level, cat, rule, rwhere in rules:
             latin, pattern, single = _pattern(rule, classes, rwhere)
             group = groups.setdefault((latin, level, cat), _Group(latin, level, cat))
@@ -333,13 +335,13 @@ def _pattern(rule: str, classes: Mapping[str, list[str]], where: str) -> tuple[b
     if alts_per_item[0][0] is None or alts_per_item[-1][0] is None or alts_per_item[0][1]:
         raise DangerError(f"{where}: {rule!r} must not start or end with .., nor start with an optional item")
     parts = []
-    for i, (alts, optional) in enumerate(alts_per_item):
-        if alts is None:
+    for i, (item_alts, optional) in enumerate(alts_per_item):
+        if item_alts is None:
             # A gap never crosses a negation nor a blanked look-alike.
             parts.append("(?: (?!(?:" + _LATIN_NEG + r")(?![^ ]))[^ " + _BLANK + "]+){0," + str(LATIN_GAP_WORDS) + "}"
                          if latin else "(?:(?!" + _FLAT_NEG + ")[^" + _BLANK + "]){0," + str(FLAT_GAP_CHARS) + "}?")
             continue
-        src = "|".join(regex.escape(a if latin else compact(a)) for a in sorted(alts, key=len, reverse=True))
+        src = "|".join(regex.escape(a if latin else compact(a)) for a in sorted(item_alts, key=len, reverse=True))
         sep = " " if latin and i > 0 else ""
         if not latin:  # the first and last item's spans, for the word-boundary check
             name = "a" if i == 0 else "z" if i == len(alts_per_item) - 1 else None
@@ -354,7 +356,7 @@ def _pattern(rule: str, classes: Mapping[str, list[str]], where: str) -> tuple[b
     return latin, "".join(parts), single
 
 
-def _within_one(a: str, b: str) -> bool:
+def within_one(a: str, b: str) -> bool:
     """Damerau (optimal string alignment) distance at most 1, without building a matrix."""
     if a == b:
         return True

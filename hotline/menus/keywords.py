@@ -25,7 +25,7 @@ from typing import Any
 import regex
 import yaml
 
-from hotline.menus.danger import CATEGORIES, DangerError, DangerSet, compile_danger
+from hotline.menus.danger import CATEGORIES, DangerError, DangerSet, compile_danger, within_one
 from hotline.menus.textnorm import compact, matching_key, script_of, sms_segments
 
 INTENT_GROUPS = ("help", "callback", "urgent", "lang", "stop", "start")
@@ -164,7 +164,7 @@ class KeywordSet:
         words = {tok} if tok in self._exact_words else set()
         if len(tok) >= 4 and tok not in self.never_typos:
             for n in (len(tok) - 1, len(tok), len(tok) + 1):
-                words.update(w for w in self._fuzzy_words.get(n, ()) if _within_one(tok, w))
+                words.update(w for w in self._fuzzy_words.get(n, ()) if within_one(tok, w))
         return frozenset(words or {tok})
 
     def _hits(self, intent: Intent, flat: str, tokens: list[tuple[str, frozenset[str]]]) -> Iterable[str | None]:
@@ -249,23 +249,6 @@ def _phrase_in(words: tuple[str, ...], tokens: list[tuple[str, frozenset[str]]])
         else:
             return True
     return False
-
-
-def _within_one(a: str, b: str) -> bool:
-    """Damerau (optimal string alignment) distance at most 1, without building a matrix."""
-    if a == b:
-        return True
-    la, lb = len(a), len(b)
-    if abs(la - lb) > 1:
-        return False
-    i = 0
-    while i < min(la, lb) and a[i] == b[i]:
-        i += 1
-    if la == lb:
-        if a[i + 1:] == b[i + 1:]:
-            return True  # one substitution
-        return i + 1 < la and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2:] == b[i + 2:]  # transposition
-    return a[i + 1:] == b[i:] if la > lb else a[i:] == b[i + 1:]  # one deletion or insertion
 
 
 # -- loading and validation -------------------------------------------------------------------------
