@@ -290,10 +290,10 @@ def compile_danger(files: Mapping[str, Mapping[str, Any]], alarms: Mapping[str, 
     neg_alt = "|".join(regex.escape(n) for n in sorted(latin_neg | set(GAP_BLOCKERS), key=len, reverse=True))
     flat_neg_alt = "|".join(regex.escape(n) for n in ds.flat_negations) or "(?!)"
     for group in groups.values():
-        for body, anchors, single in zip(group.patterns, group.rule_anchors, group.rule_single, strict=True):
+        for body, anchors, one_word in zip(group.patterns, group.rule_anchors, group.rule_single, strict=True):
             body = body.replace(_LATIN_NEG, neg_alt).replace(_FLAT_NEG, flat_neg_alt)
             compiled = regex.compile(f"(?<![^ ])(?:{body})(?![^ ])" if group.latin else body)
-            group.rules.append((compiled, anchors, single))
+            group.rules.append((compiled, anchors, one_word))
     ds.groups = sorted(groups.values(), key=lambda g: LEVELS.index(g.level))
     if latin_q:
         alt = "|".join(regex.escape(q) for q in sorted(set(latin_q), key=len, reverse=True))
