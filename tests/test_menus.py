@@ -146,9 +146,9 @@ def test_scripts_check_command_reports_problems_and_fails(voice_copy: Path) -> N
 def test_scripts_check_command_passes_on_the_shipped_script() -> None:
     result = CliRunner().invoke(cli, ["scripts", "check"])
     assert result.exit_code == 0, result.output
-    assert "15 nodes, 29 prompts, languages km, th, en: valid (87 texts marked for review)" in result.output
-    assert "audio: all 87 prompt files present" in result.output
-    assert "ivr_scripts/sms: ok: 3 languages, 135 replies within 2 parts" in result.output
+    assert "15 nodes, 30 prompts, languages km, th, en: valid (90 texts marked for review)" in result.output
+    assert "audio: all 90 prompt files present" in result.output
+    assert "ivr_scripts/sms: ok: 3 languages, 144 replies within 2 parts" in result.output
 
 
 def test_importing_the_menus_pulls_in_no_framework() -> None:

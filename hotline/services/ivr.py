@@ -19,7 +19,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hotline.db import Database, insert_ignore, utcnow
-from hotline.menus.engine import Effect, Event, OpenUrgentCase, RequestCallback, SetCallbackTime, SetLanguage
+from hotline.menus.engine import (
+    Effect,
+    Event,
+    OpenUrgentCase,
+    RequestCallback,
+    SetCallbackTime,
+    SetCaseCategory,
+    SetLanguage,
+)
 from hotline.menus.schema import Script
 from hotline.models import (
     Call,
@@ -27,6 +35,7 @@ from hotline.models import (
     Caller,
     CallEvent,
     Case,
+    CaseCategory,
     CasePriority,
     Direction,
     Language,
@@ -205,6 +214,10 @@ def apply_effects(session: Session, effects: Sequence[Effect], *, call_id: int |
             intake.request_callback(session, caller=callers.get_or_create(session, from_), phone=phone,
                                     source="ivr", source_sid=call_sid or None, language=lang,
                                     for_someone_else=effect.for_someone_else)
+        elif isinstance(effect, SetCaseCategory) and call_sid:
+            # The caller's answer after the urgent recording; a category staff already set stays.
+            session.execute(sa.update(Case).where(Case.source_sid == call_sid, Case.category == CaseCategory.OTHER)
+                            .values(category=CaseCategory(effect.category)))
         elif isinstance(effect, SetCallbackTime) and call_sid:
             # Only the request this call made: an older open request keeps what was agreed for it.
             session.execute(sa.update(CallbackRequest)
