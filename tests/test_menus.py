@@ -78,6 +78,13 @@ def test_unknown_target_is_named_with_file_node_and_field(voice_copy: Path) -> N
     assert "menu.yaml, node 'main', field 'keys.3': unknown target 'wagez'" in problems(voice_copy)
 
 
+def test_unknown_category_at_the_urgent_question_is_named(voice_copy: Path) -> None:
+    edit(voice_copy, "menu.yaml", '"6": missing}', '"6": robbery}')
+    assert problems(voice_copy) == ["menu.yaml, node 'urgent', field 'categories.keys.6': must be a key 0-9 naming "
+                                    "one of trafficking, violence, locked_in, detention, missing, documents, "
+                                    "unpaid_wages"]
+
+
 def test_unreachable_node_is_an_error(voice_copy: Path) -> None:
     edit(voice_copy, "menu.yaml", "  goodbye:\n", "  orphan:\n    type: hangup\n    prompt: goodbye\n\n  goodbye:\n")
     assert problems(voice_copy) == ["menu.yaml, node 'orphan': unreachable node: no key, timeout or global key "
