@@ -23,6 +23,7 @@ that answers them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,12 @@ _BLANK = "\u2060"  # a character no key contains (textnorm removes it): look-ali
 # Placeholders in a rule's regex for the negation words, filled in once every language is read.
 _LATIN_NEG = "\x00LATIN-NEGATIONS\x00"
 _FLAT_NEG = "\x00FLAT-NEGATIONS\x00"
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(source: str) -> regex.Pattern[str]:
+    # Parsing ~200 rules takes about a second; every app (and every test's app) loads the same ones.
+    return regex.compile(source)
 
 
 class DangerError(ValueError):
@@ -292,7 +299,7 @@ def compile_danger(files: Mapping[str, Mapping[str, Any]], alarms: Mapping[str, 
     for group in groups.values():
         for body, anchors, one_word in zip(group.patterns, group.rule_anchors, group.rule_single, strict=True):
             body = body.replace(_LATIN_NEG, neg_alt).replace(_FLAT_NEG, flat_neg_alt)
-            compiled = regex.compile(f"(?<![^ ])(?:{body})(?![^ ])" if group.latin else body)
+            compiled = _compiled(f"(?<![^ ])(?:{body})(?![^ ])" if group.latin else body)
             group.rules.append((compiled, anchors, one_word))
     ds.groups = sorted(groups.values(), key=lambda g: LEVELS.index(g.level))
     if latin_q:

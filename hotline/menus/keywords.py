@@ -26,7 +26,7 @@ import regex
 import yaml
 
 from hotline.menus.danger import CATEGORIES, DangerError, DangerSet, compile_danger, within_one
-from hotline.menus.textnorm import compact, matching_key, script_of, sms_segments
+from hotline.menus.textnorm import compact, khmer_words, matching_key, script_of, sms_segments
 
 INTENT_GROUPS = ("help", "callback", "urgent", "lang", "stop", "start")
 __all__ = ["CATEGORIES", "Intent", "KeywordSet", "Match", "ScriptError", "load"]
@@ -270,12 +270,17 @@ def load(directory: str | Path) -> KeywordSet:
     )
     _compile(ks, files)
     _check_replies(ks, _str_list(common, "forbidden_in_replies", "common.yaml"))
+    khmer_words("ជួយខ្ញុំផង")  # loads the segmenter's model now, not on the first text that needs it
     return ks
+
+
+# libyaml's safe loader when PyYAML was built with it: the keyword files are read by every app start.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except FileNotFoundError:
         raise ScriptError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
