@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hotline.background.outbox import add_job
 from hotline.channels import InboundMessage, OutboundMessage
 from hotline.db import utcnow
 from hotline.menus.keywords import MAX_MATCH_CHARS, Intent, KeywordSet, Match
@@ -38,7 +39,6 @@ from hotline.models import (
     Message,
     MessageStatus,
 )
-from hotline.outbox import add_job
 from hotline.phones import country_of
 from hotline.services import intake, sendgate
 from hotline.telephony.transport import PERMANENT_CODES
