@@ -370,8 +370,37 @@ def test_urgent_key_writes_the_case_before_answering_then_records_out_of_hours(p
     case = db.scalar(sa.select(Case).where(Case.source_sid == p.sid))
     assert (case.priority, case.source, case.country, case.language) == (CasePriority.URGENT, "voice", "KH", "km")
     assert db.scalar(sa.select(OutboxJob.kind).where(OutboxJob.case_id == case.id)) == "case.notify"
-    assert p.records() == resp(gather(p.c, "urgent_done", "km", "urgent_thanks"))
-    assert ("recorded", "urgent", None) in p.path()
+    # Only after the recording: one optional key for the category (replaces: straight to urgent_done).
+    assert p.records() == resp(gather(p.c, "urgent", "km", "urgent_category", s="category"))
+    assert p.press("1") == resp(gather(p.c, "urgent_done", "km", "urgent_thanks"))
+    assert ("recorded", "urgent", None) in p.path() and ("category", "urgent", "locked_in") in p.path()
+    db.expire_all()
+    assert db.scalar(sa.select(Case.category).where(Case.source_sid == p.sid)) == "locked_in"
+
+
+@pytest.mark.parametrize("answer", ["silence", "7", "9"])
+def test_no_answer_or_another_key_at_the_category_question_leaves_the_case_other(phone, db, answer: str) -> None:
+    p = phone(when=CLOSED)
+    p.call()
+    p.press("9")
+    p.records()
+    body = p.silence() if answer == "silence" else p.press(answer)
+    assert body == resp(gather(p.c, "urgent_done", "km", "urgent_thanks"))
+    assert ("category", "urgent", "none") in p.path()
+    assert db.scalar(sa.select(Case.category).where(Case.source_sid == p.sid)) == "other"
+    assert db.scalar(sa.select(sa.func.count(Case.id))) == 1  # 9 at the question is not a second urgent call
+
+
+def test_a_category_staff_already_set_is_not_overwritten_by_the_key(phone, db) -> None:
+    p = phone(when=CLOSED)
+    p.call()
+    p.press("9")
+    db.execute(sa.update(Case).where(Case.source_sid == p.sid).values(category="violence"))
+    db.commit()
+    p.records()
+    p.press("2")
+    db.expire_all()
+    assert db.scalar(sa.select(Case.category).where(Case.source_sid == p.sid)) == "violence"
 
 
 def test_urgent_in_office_hours_rings_the_on_call_numbers_of_the_callers_country(phone, db) -> None:
@@ -381,7 +410,9 @@ def test_urgent_in_office_hours_rings_the_on_call_numbers_of_the_callers_country
     assert p.press("9") == resp(play("th", "urgent_connecting") + dial(p.c, "th", "+66812345001", "+66812345002"))
     # Nobody took it: the same words as when nobody is on call (no "our team cannot answer" first).
     assert p.dial_ends("no-answer") == resp(urgent_closed(p.c, "th"))
-    assert p.silence() == resp(gather(p.c, "urgent_done", "th", "urgent_thanks"))  # said nothing: no recording
+    # Said nothing: no recording; the category question still comes (a caller who cannot speak can press).
+    assert p.silence() == resp(gather(p.c, "urgent", "th", "urgent_category", s="category"))
+    assert p.silence() == resp(gather(p.c, "urgent_done", "th", "urgent_thanks"))
     assert [e for e in p.path() if e[0] in ("dial", "no_recording")] == [("dial", "urgent", "no-answer"),
                                                                           ("no_recording", "urgent", None)]
     assert db.scalar(sa.select(sa.func.count(Case.id))) == 1

@@ -79,6 +79,13 @@ def test_unknown_target_is_named_with_file_node_and_field(voice_copy: Path) -> N
     assert "menu.yaml, node 'main', field 'keys.3': unknown target 'wagez'" in problems(voice_copy)
 
 
+def test_unknown_category_at_the_urgent_question_is_named(voice_copy: Path) -> None:
+    edit(voice_copy, "menu.yaml", '"6": missing}', '"6": robbery}')
+    assert problems(voice_copy) == ["menu.yaml, node 'urgent', field 'categories.keys.6': must be a key 0-9 naming "
+                                    "one of trafficking, violence, locked_in, detention, missing, documents, "
+                                    "unpaid_wages"]
+
+
 def test_unreachable_node_is_an_error(voice_copy: Path) -> None:
     edit(voice_copy, "menu.yaml", "  goodbye:\n", "  orphan:\n    type: hangup\n    prompt: goodbye\n\n  goodbye:\n")
     assert problems(voice_copy) == ["menu.yaml, node 'orphan': unreachable node: no key, timeout or global key "
@@ -148,9 +155,9 @@ def test_scripts_check_command_reports_problems_and_fails(voice_copy: Path) -> N
 def test_scripts_check_command_passes_on_the_shipped_script() -> None:
     result = CliRunner().invoke(cli, ["scripts", "check"])
     assert result.exit_code == 0, result.output
-    assert "15 nodes, 38 prompts, languages km, th, en: valid (114 texts marked for review)" in result.output
-    assert "audio: all 114 prompt files present" in result.output
-    assert "ivr_scripts/sms: ok: 3 languages, 135 replies within 2 parts" in result.output
+    assert "15 nodes, 39 prompts, languages km, th, en: valid (117 texts marked for review)" in result.output
+    assert "audio: all 117 prompt files present" in result.output
+    assert "ivr_scripts/sms: ok: 3 languages, 144 replies within 2 parts" in result.output
     assert "sms_consent.yaml: valid (3 questions and replies" in result.output
 
 

@@ -52,6 +52,8 @@ def test_call_menus_urgent_path_and_a_text_in_the_browser(live_server, browser_p
         page.click("#no-answer")
         page.wait_for_selector("#record-box:not([hidden])")
     page.click("#sample")
+    heard(page, "km/urgent_category")  # after the recording: one optional key for the case's category
+    press(page, "1")
     heard(page, "km/urgent_thanks")
     page.wait_for_selector('#transcript li.twiml:has-text("/twilio/voice/recording")', state="attached")
     page.click("#hangup") if page.locator("#hangup").is_enabled() else None

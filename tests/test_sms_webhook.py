@@ -141,24 +141,6 @@ def test_typos_are_forgiven(twilio, db) -> None:
     assert reply_of(resp) == KS.render("urgent", "km", "KH")
 
 
-@pytest.mark.parametrize("language", ["km", "th", "en"])
-def test_urgent_phrases_without_the_keyword_open_a_case(twilio, db, language: str) -> None:
-    phrases = [(c, p) for c, items in data(language)["urgent_phrases"].items() for p in items]
-    for i, (category, phrase) in enumerate(phrases):
-        number = phone(3000 + i, "TH")
-        resp, sid = send(twilio, phrase, from_=number)
-        (case,) = rows(db, Case, Case.source_sid == sid)
-        assert (case.source, case.priority, case.category, case.country, case.status) == (
-            "sms", "urgent", category, "TH", "new"), phrase
-        text = reply_of(resp)
-        assert text == KS.render("urgent", KS.reply_language(phrase, None), "TH")
-        assert "191" in text and "1300" in text
-        inbound, outbound = rows(db, Message, Message.peer == number)
-        assert inbound.case_id == outbound.case_id == case.id
-    jobs = rows(db, OutboxJob, OutboxJob.kind == "case.notify")
-    assert len(jobs) == len(phrases) and {j.queue for j in jobs} == {"urgent"}
-
-
 def test_urgent_reply_gives_the_emergency_numbers_of_the_senders_country(twilio, db) -> None:
     resp, _ = send(twilio, "SOS", from_=KH_PHONE)
     assert "117" in reply_of(resp) and "1288" in reply_of(resp)

@@ -119,6 +119,11 @@ class OpenUrgentCase:
 
 
 @dataclass(frozen=True)
+class SetCaseCategory:
+    category: str  # the caller's answer to the question after the urgent recording
+
+
+@dataclass(frozen=True)
 class RequestCallback:
     phone: str | None  # None: the number the caller is calling from
     for_someone_else: bool
@@ -138,7 +143,7 @@ class SetConsent:
     answer: bool
 
 
-Effect = SetLanguage | OpenUrgentCase | RequestCallback | SetCallbackTime | SetConsent
+Effect = SetLanguage | OpenUrgentCase | RequestCallback | SetCallbackTime | SetConsent | SetCaseCategory
 # Callback stages asked after another person's number, in order (each only if the node has its prompt).
 CONSENT_STAGES = ("consent_contact", "consent_share")
 
@@ -380,6 +385,18 @@ class _Turn:
             return self.record(node, st.lang)
         if st.stage == "record":
             self.event("recorded" if inp.kind == Kind.RECORDED else "no_recording", node.id)
+            if node.categories:  # only ever after the recording: nothing stands before it
+                prompt = node.prompts["category"]
+                state = State(node.id, st.lang, "category")
+                play = Play(prompt, st.lang, self.script.audio(prompt, st.lang))
+                self.actions.append(Gather((play,), state, node.timeout))
+                return self.done(state)
+            return self.enter(node.next, st.lang)
+        if st.stage == "category":
+            category = node.categories.get(inp.digits[:1]) if inp.kind == Kind.KEY else None
+            if category:
+                self.effects.append(SetCaseCategory(category))
+            self.event("category", node.id, category or "none")
             return self.enter(node.next, st.lang)
         return self.enter(node.id, st.lang)
 

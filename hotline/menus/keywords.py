@@ -4,9 +4,11 @@ Pure (stdlib + `regex` + `yaml`): a message from any channel goes in, a `Match` 
 `render` gives the reply text. No Flask, Twilio or database here.
 
 Matching runs on `textnorm.matching_key`, applied alike to keywords and messages:
+- danger first (`danger.DangerSet`): strong signs page a lawyer (URGENT), possible ones open a review
+  case and ask the sender (POSSIBLE), weighed against question cues, negation and look-alikes;
 - Khmer and Thai keywords match as substrings of the key without spaces (no spaces between words);
-- Latin keywords match word by word, forgiving one typo (Damerau distance 1) in words of four
-  letters or more, with one extra word allowed inside a phrase ("locked me in" for "locked in");
+- Latin keywords match word by word; a one-word keyword of four letters or more forgives one typo
+  (Damerau distance 1), a phrase none ("call me", with one extra word allowed inside: "call me back");
 - STOP and START words match only as the whole message (ឈប់ also means "quit a job").
 Keywords of every language are pooled: a Thai phone may type English, a Khmer speaker Latin letters.
 """
@@ -23,12 +25,13 @@ from typing import Any
 import regex
 import yaml
 
-from hotline.menus.textnorm import compact, matching_key, script_of, sms_segments
+from hotline.menus.danger import CATEGORIES, DangerError, DangerSet, compile_danger, within_one
+from hotline.menus.textnorm import compact, khmer_words, matching_key, script_of, sms_segments
 
 INTENT_GROUPS = ("help", "callback", "urgent", "lang", "stop", "start")
-CATEGORIES = ("trafficking", "violence", "detention", "documents", "unpaid_wages")  # most serious first
+__all__ = ["CATEGORIES", "Intent", "KeywordSet", "Match", "ScriptError", "load"]
 TOPICS = range(1, 8)  # the voice menu's topics, same numbering
-REPLY_IDS = ("help", "unknown", "callback", "urgent", "stop", "start", "lang_set", "lang_menu",
+REPLY_IDS = ("help", "unknown", "callback", "urgent", "possible", "stop", "start", "lang_set", "lang_menu",
              *(f"topic_{n}" for n in TOPICS))
 PLACEHOLDERS = ("numbers", "emergency")
 CONFIDENCE = ("H", "M", "L")
@@ -47,6 +50,7 @@ class Intent(enum.StrEnum):
     TOPIC = "topic"
     CALLBACK = "callback"
     URGENT = "urgent"
+    POSSIBLE = "possible"  # possible danger: ask the sender, a case for staff review, no page
     LANG = "lang"
     STOP = "stop"
     START = "start"
@@ -57,7 +61,7 @@ class Intent(enum.StrEnum):
 class Match:
     intent: Intent
     topic: int | None = None  # for TOPIC
-    category: str | None = None  # for URGENT: a CaseCategory value
+    category: str | None = None  # for URGENT and POSSIBLE: a CaseCategory value
     language: str | None = None  # for LANG: the language asked for; None when not understood
 
     @property
@@ -102,6 +106,7 @@ class KeywordSet:
     # Per intent: non-Latin keywords (compact key, tag) and Latin phrases (words, tag); tag = category.
     substrings: dict[Intent, list[tuple[str, str | None]]] = field(default_factory=dict)
     phrases: dict[Intent, list[tuple[_Phrase, str | None]]] = field(default_factory=dict)
+    danger: DangerSet = field(default_factory=DangerSet)
     lang_prefixes: tuple[str, ...] = ()  # non-Latin compact keys
     lang_words: frozenset[str] = frozenset()  # Latin
     topic_re: regex.Pattern[str] | None = None
@@ -114,30 +119,35 @@ class KeywordSet:
 
     def match(self, text: str) -> Match:
         """The intent of a message; never raises on any text."""
-        key = matching_key(text[:MAX_MATCH_CHARS])
+        text = text[:MAX_MATCH_CHARS]
+        key = matching_key(text)
         flat = compact(key)
         if not flat:
             return Match(Intent.EMPTY)
         if flat in self.whole:
             return Match(self.whole[flat])
         tokens = self._tokens(key)
-        urgent = self._urgent(flat, tokens)
-        if urgent is not None:
-            return urgent
+        danger = self.danger.assess(text, key)
+        if danger.level == "urgent":
+            return Match(Intent.URGENT, category=danger.category)
         lang = self._lang(key, flat, tokens)
         if lang is not None:
             return lang
+        if danger.level == "possible":
+            return Match(Intent.POSSIBLE, category=danger.category)
         if self._any(Intent.CALLBACK, flat, tokens):
             return Match(Intent.CALLBACK)
         topic = self._topic(flat)
         if topic is not None:
             return topic
+        if danger.topic is not None:  # a known look-alike: "what is the police number" -> useful numbers
+            return Match(Intent.TOPIC, topic=danger.topic)
         if self._any(Intent.HELP, flat, tokens):
             return Match(Intent.HELP)
         return Match(Intent.UNKNOWN)
 
-    def _tokens(self, key: str) -> list[frozenset[str]]:
-        """Each Latin word or number of the message, as the set of keyword words it may stand for."""
+    def _tokens(self, key: str) -> list[tuple[str, frozenset[str]]]:
+        """Each Latin word or number of the message, with the set of one-word keywords it may stand for."""
         cache = self._token_cache
         out = []
         for tok in _TOKENS.findall(key):
@@ -147,17 +157,17 @@ class KeywordSet:
                 if len(cache) > 20_000:  # bounded: a flood of random words cannot grow it forever
                     cache.clear()
                 cache[tok] = known
-            out.append(known)
+            out.append((tok, known))
         return out
 
     def _words_for(self, tok: str) -> frozenset[str]:
         words = {tok} if tok in self._exact_words else set()
         if len(tok) >= 4 and tok not in self.never_typos:
             for n in (len(tok) - 1, len(tok), len(tok) + 1):
-                words.update(w for w in self._fuzzy_words.get(n, ()) if _within_one(tok, w))
+                words.update(w for w in self._fuzzy_words.get(n, ()) if within_one(tok, w))
         return frozenset(words or {tok})
 
-    def _hits(self, intent: Intent, flat: str, tokens: list[frozenset[str]]) -> Iterable[str | None]:
+    def _hits(self, intent: Intent, flat: str, tokens: list[tuple[str, frozenset[str]]]) -> Iterable[str | None]:
         for kw, tag in self.substrings.get(intent, ()):
             if kw in flat:
                 yield tag
@@ -166,22 +176,15 @@ class KeywordSet:
                 if _phrase_in(phrase.words, tokens):
                     yield tag
 
-    def _any(self, intent: Intent, flat: str, tokens: list[frozenset[str]]) -> bool:
+    def _any(self, intent: Intent, flat: str, tokens: list[tuple[str, frozenset[str]]]) -> bool:
         return next(iter(self._hits(intent, flat, tokens)), False) is not False
 
-    def _urgent(self, flat: str, tokens: list[frozenset[str]]) -> Match | None:
-        tags = set(self._hits(Intent.URGENT, flat, tokens))
-        if not tags:
-            return None
-        category = next((c for c in CATEGORIES if c in tags), "other")
-        return Match(Intent.URGENT, category=category)
-
-    def _lang(self, key: str, flat: str, tokens: list[frozenset[str]]) -> Match | None:
+    def _lang(self, key: str, flat: str, tokens: list[tuple[str, frozenset[str]]]) -> Match | None:
         if flat in self.language_names and not flat.isdigit():
             return Match(Intent.LANG, language=self.language_names[flat])  # "ខ្មែរ", "english"
         rest = None
         first = _TOKENS.match(key)
-        if first is not None and tokens and tokens[0] & self.lang_words:
+        if first is not None and tokens and tokens[0][1] & self.lang_words:
             rest = compact(key[first.end():])
         else:
             rest = next((flat[len(p):] for p in self.lang_prefixes if flat.startswith(p)), None)
@@ -230,36 +233,22 @@ def _list(nums: Iterable[Number], language: str, *, emergency: bool) -> str:
     return ", ".join(f"{n.number} {n.labels[language]}".strip() for n in chosen)
 
 
-def _phrase_in(words: tuple[str, ...], tokens: list[frozenset[str]]) -> bool:
-    for start, tok in enumerate(tokens):
-        if words[0] not in tok:
+def _phrase_in(words: tuple[str, ...], tokens: list[tuple[str, frozenset[str]]]) -> bool:
+    """A one-word keyword against what each token may stand for (typos); a phrase word by word, exactly."""
+    if len(words) == 1:
+        return any(words[0] in known for _, known in tokens)
+    for start, (tok, _) in enumerate(tokens):
+        if words[0] != tok:
             continue
         pos = start
         for w in words[1:]:
-            nxt = next((j for j in range(pos + 1, min(pos + 2 + PHRASE_GAP, len(tokens))) if w in tokens[j]), None)
+            nxt = next((j for j in range(pos + 1, min(pos + 2 + PHRASE_GAP, len(tokens))) if w == tokens[j][0]), None)
             if nxt is None:
                 break
             pos = nxt
         else:
             return True
     return False
-
-
-def _within_one(a: str, b: str) -> bool:
-    """Damerau (optimal string alignment) distance at most 1, without building a matrix."""
-    if a == b:
-        return True
-    la, lb = len(a), len(b)
-    if abs(la - lb) > 1:
-        return False
-    i = 0
-    while i < min(la, lb) and a[i] == b[i]:
-        i += 1
-    if la == lb:
-        if a[i + 1:] == b[i + 1:]:
-            return True  # one substitution
-        return i + 1 < la and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2:] == b[i + 2:]  # transposition
-    return a[i + 1:] == b[i:] if la > lb else a[i:] == b[i + 1:]  # one deletion or insertion
 
 
 # -- loading and validation -------------------------------------------------------------------------
@@ -281,12 +270,17 @@ def load(directory: str | Path) -> KeywordSet:
     )
     _compile(ks, files)
     _check_replies(ks, _str_list(common, "forbidden_in_replies", "common.yaml"))
+    khmer_words("ជួយខ្ញុំផង")  # loads the segmenter's model now, not on the first text that needs it
     return ks
+
+
+# libyaml's safe loader when PyYAML was built with it: the keyword files are read by every app start.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except FileNotFoundError:
         raise ScriptError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
@@ -423,6 +417,7 @@ def _compile(ks: KeywordSet, files: Mapping[str, Mapping[str, Any]]) -> None:
     lang_words: set[str] = set()
     lang_prefixes: list[str] = []
     topic_prefixes: list[str] = []
+    alarms: dict[str, list[str]] = {}
     for lang, data in files.items():
         where = f"{lang}.yaml"
         if data.get("language") != lang:
@@ -441,21 +436,22 @@ def _compile(ks: KeywordSet, files: Mapping[str, Mapping[str, Any]]) -> None:
                         lang_words.add(key)
                     else:
                         lang_prefixes.append(compact(key))
+                elif group == "urgent":
+                    alarms.setdefault(lang, []).append(kw)  # alarm words: danger rules (hotline.menus.danger)
                 else:
-                    _add(ks, key, intent, "other" if group == "urgent" else None)
+                    _add(ks, key, intent, None)
                 if group == "help":
                     topic_prefixes.append(compact(key))
         for kw in _str_list(groups, "topic_prefix", f"{where}: keywords", empty=True):
             topic_prefixes.append(compact(matching_key(kw)))
-        phrases = data.get("urgent_phrases")
-        if not isinstance(phrases, dict):
-            raise _fail(f"{where}: urgent_phrases", f"must map categories ({', '.join(CATEGORIES)}) to phrases")
-        for category in phrases:
-            if category not in CATEGORIES:
-                raise _fail(f"{where}: urgent_phrases.{category}", f"unknown category (known: {', '.join(CATEGORIES)})")
-            for kw in _str_list(phrases, category, f"{where}: urgent_phrases"):
-                key = _keyword_key(kw, f"{where}: urgent_phrases.{category}", seen, f"urgent:{category}")
-                _add(ks, key, Intent.URGENT, category)
+        for i, entry in enumerate((data.get("danger") or {}).get("lookalikes", []) or []):
+            topic = entry.get("topic") if isinstance(entry, dict) else None
+            if topic is not None and topic not in TOPICS:
+                raise _fail(f"{where}: danger.lookalikes[{i}].topic", f"{topic!r} is not a topic (1-7)")
+    try:
+        ks.danger = compile_danger(files, alarms, ks.never_typos)
+    except DangerError as exc:
+        raise ScriptError(str(exc)) from None
     ks.lang_words = frozenset(lang_words)
     ks.lang_prefixes = tuple(sorted(lang_prefixes, key=len, reverse=True))
     alternatives = "|".join(regex.escape(p) for p in sorted(set(topic_prefixes), key=len, reverse=True))

@@ -32,6 +32,8 @@ from hotline.menus.schema import (
 MENU_FILE = "menu.yaml"
 CONTINUE = "$continue"  # a resume node's key target: back into the message where the last call stopped
 KEYS = set("0123456789*#")
+# What the urgent node's category question may set (hotline.models.CaseCategory; "other" is the default).
+CASE_CATEGORIES = ("trafficking", "violence", "locked_in", "detention", "missing", "documents", "unpaid_wages")
 REQUIRED_COMMON = ("key_not_used", "goodbye", "system_error")
 # The fallback in hotline.web.errors plays these audio names directly, in any language.
 FIXED_AUDIO = {"goodbye": "goodbye", "system_error": "system_error"}
@@ -45,7 +47,7 @@ NODE_FIELDS = {
     "common": {"type", "timeout", "no_input", "wrong_key", "globals"},
     "menu": {"prompt", "keys", "all_languages", "every_language"},
     "message": {"parts", "parts_by_country", "after", "keys"},
-    "urgent": {"prompts", "next", "dial_timeout", "record_max_seconds", "record_timeout"},
+    "urgent": {"prompts", "next", "dial_timeout", "record_max_seconds", "record_timeout", "categories"},
     "callback": {"prompts", "next", "number_timeout"},
     "resume": {"prompt", "keys"},
     "hangup": {"prompt"},
@@ -373,6 +375,8 @@ class _Builder:
             kw["record_max_seconds"] = self._int(nid, "record_max_seconds", spec.get("record_max_seconds", 120),
                                                  10, 600)
             kw["record_timeout"] = self._int(nid, "record_timeout", spec.get("record_timeout", 5), 1, 30)
+            if "categories" in spec:
+                kw["categories"] = self._categories(nid, spec["categories"], kw["prompts"])
         if ntype == "callback":
             kw["number_timeout"] = self._int(nid, "number_timeout", spec.get("number_timeout", 10), 3, 30)
         if ntype == "resume" and CONTINUE not in {r.target for r in kw["keys"].values()}:
@@ -380,6 +384,20 @@ class _Builder:
         if len(self.problems) > before:
             return None
         return Node(**kw)
+
+    def _categories(self, nid: str, raw: Any, prompts: dict[str, str | None]) -> dict[str, str]:
+        """`categories: {prompt: <prompt id>, keys: {"1": locked_in, ...}}`: asked after the recording."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("keys"), dict) or not raw["keys"]:
+            self.err(nid, "categories", "must have a prompt and keys: {'1': locked_in, ...}")
+            return {}
+        prompts["category"] = self._prompt_ref(nid, "categories.prompt", raw.get("prompt"))
+        out = {}
+        for key, category in raw["keys"].items():
+            if str(key) not in KEYS or category not in CASE_CATEGORIES:
+                self.err(nid, f"categories.keys.{key}", f"must be a key 0-9 naming one of {', '.join(CASE_CATEGORIES)}")
+                continue
+            out[str(key)] = str(category)
+        return out
 
     def _keys(self, nid: str, ntype: str, raw: Any, globals_on: bool) -> dict[str, Route]:
         if not isinstance(raw, dict):

@@ -60,6 +60,9 @@ class Node:
     record_max_seconds: int = 120
     record_timeout: int = 5
     number_timeout: int = 10
+    # urgent: after the recording, one optional key that names the case's category (key -> category);
+    # its prompt is prompts["category"]. Empty: no question.
+    categories: Mapping[str, str] = field(default_factory=dict)
 
     def parts_for(self, country: str | None) -> tuple[str, ...]:
         """Message parts for the caller's country (e.g. local numbers), else the `default` ones."""

@@ -6,7 +6,9 @@ Pure (stdlib + `regex`). The stored text is never changed; only the key built he
 
 from __future__ import annotations
 
+import functools
 import unicodedata
+from collections.abc import Callable
 
 import regex
 
@@ -47,6 +49,8 @@ _KM_FIXES = (
     # Key repeat: the same vowel sign or sign twice in a row is never meant (កាាាត់).
     (regex.compile("([\u17B6-\u17D1\u17D3\u17DD])\\1+"), r"\1"),
 )
+# "didn't", "can’t": an apostrophe inside a word joins it ("didnt", "cant"), as people also type it.
+_APOSTROPHE = regex.compile(r"(?<=\p{L})['’ʼ`](?=\p{L})")
 _LONG_RUN = regex.compile(r"(.)\1{2,}")  # "helppp", "ด่วนนนน": three or more of one character -> two
 _SEPARATORS = regex.compile(r"[^\p{L}\p{M}\p{N}]+")  # punctuation, spaces, emoji, controls, ។ ៕
 _SPACE = regex.compile(r"\s+")
@@ -64,13 +68,82 @@ def matching_key(text: str) -> str:
         # Reordering can expose a second pair (two subscripts); two passes cover real syllables.
         key = pattern.sub(repl, pattern.sub(repl, key))
     key = _KM_FIXES[5][0].sub(_KM_FIXES[5][1], key)
-    key = _LONG_RUN.sub(r"\1\1", key.casefold())
+    if not key.isascii():
+        # The reordering can put two combining marks next to each other in non-canonical order (a Thai
+        # tone mark before a COENG): NFC again, or the key of the key would differ.
+        key = unicodedata.normalize("NFC", key)
+    key = _LONG_RUN.sub(r"\1\1", _APOSTROPHE.sub("", key.casefold()))
     return _SPACE.sub(" ", _SEPARATORS.sub(" ", key)).strip()
 
 
 def compact(key: str) -> str:
     """A key without its spaces: Khmer and Thai put none between words, so keywords match inside it."""
     return key.replace(" ", "")
+
+
+_KHMER_RUN = regex.compile(r"[\u1780-\u17FF]+")
+# Where a Khmer syllable (consonant cluster) continues: before a dependent vowel, sign or coeng, and
+# right after a coeng. Used when no word segmenter is installed: a keyword then at least starts and
+# ends on a syllable.
+_KM_CONTINUES = regex.compile(r"(?<=\u17D2)|(?=[\u17B6-\u17D3\u17DD])")
+
+
+def _load_segmenter() -> Callable[[str], list[str]] | None:
+    try:
+        import khmercut  # a CRF model shipped in the wheel (Apache-2.0); needs python-crfsuite
+    except ImportError:  # pragma: no cover - the fallback is tested by monkeypatching
+        return None
+    tokenize: Callable[[str], list[str]] = khmercut.tokenize
+    return tokenize
+
+
+SEGMENTER: Callable[[str], list[str]] | None = _load_segmenter()
+
+
+@functools.lru_cache(maxsize=4096)
+def khmer_words(run: str) -> tuple[str, ...]:
+    """The words of a run of Khmer text without spaces (khmercut's CRF model; syllables without it).
+
+    Cached: the same phrases come in again and again. The caller bounds the run's length.
+    """
+    if SEGMENTER is not None:
+        try:
+            words = tuple(w for w in SEGMENTER(run) if w)
+        except Exception:  # noqa: BLE001 - a segmenter bug must not cost the message; syllables instead
+            words = ()
+        if "".join(words) == run:
+            return words
+    cuts = [0, *sorted({m.start() for m in _KM_CONTINUES.finditer(run)} ^ set(range(1, len(run)))), len(run)]
+    return tuple(run[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a)
+
+
+def inside_khmer_words(flat: str, start: int, end: int, *, check_start: bool = True,
+                       check_end: bool = True) -> bool:
+    """Whether `flat[start:end]` begins or ends inside a Khmer word (so it is part of another word).
+
+    Only the Khmer run(s) around the two ends are segmented: text without a candidate costs nothing.
+    """
+    for pos in (start,) * check_start + (end,) * check_end:
+        if not 0 < pos < len(flat) or not (_is_khmer(flat[pos - 1]) and _is_khmer(flat[pos])):
+            continue
+        left = pos
+        while left > 0 and _is_khmer(flat[left - 1]):
+            left -= 1
+        right = pos
+        while right < len(flat) and _is_khmer(flat[right]):
+            right += 1
+        offset = left
+        for word in khmer_words(flat[left:right]):
+            offset += len(word)
+            if offset >= pos:
+                if offset != pos:
+                    return True
+                break
+    return False
+
+
+def _is_khmer(ch: str) -> bool:
+    return KHMER_BLOCK[0] <= ord(ch) <= KHMER_BLOCK[1]
 
 
 def script_of(text: str) -> str | None:

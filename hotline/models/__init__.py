@@ -67,7 +67,9 @@ class CaseCategory(enum.StrEnum):
     DOCUMENTS = "documents"  # passport or papers confiscated
     UNPAID_WAGES = "unpaid_wages"
     VIOLENCE = "violence"
-    DETENTION = "detention"
+    DETENTION = "detention"  # arrested or detained by police or immigration
+    LOCKED_IN = "locked_in"  # locked in, cannot leave (a boat, a factory, a house)
+    MISSING = "missing"  # a family member cannot be reached
     OTHER = "other"
 
 

@@ -568,7 +568,7 @@ def request_for_case(s: Session, settings: Settings, case: Case, staff: StaffUse
     """A staff member calls an urgent case back from its page: the same staff-first, safety-question
     flow from the hotline's number. Uses the number's open request, or opens one for the case."""
     caller = s.get(Caller, case.caller_id) if case.caller_id else None
-    phone = caller.phone if caller is not None and caller.phone.startswith("+") else None
+    phone = caller.phone if caller is not None and (caller.phone or "").startswith("+") else None
     if phone is None:
         return None, Decision(False, "no_number")
     cb, _created = intake.request_callback(s, caller=caller, phone=phone, source="staff",

@@ -26,6 +26,7 @@ from hotline.menus.engine import (
     OpenUrgentCase,
     RequestCallback,
     SetCallbackTime,
+    SetCaseCategory,
     SetConsent,
     SetLanguage,
 )
@@ -36,6 +37,7 @@ from hotline.models import (
     Caller,
     CallEvent,
     Case,
+    CaseCategory,
     CasePriority,
     Direction,
     Language,
@@ -271,6 +273,10 @@ def apply_effects(session: Session, effects: Sequence[Effect], *, call_id: int |
                                 .where(CallbackRequest.source_sid == call_sid,
                                        CallbackRequest.status.in_(intake.OPEN_STATES))
                                 .values(consent_contact=effect.answer))
+        elif isinstance(effect, SetCaseCategory) and call_sid:
+            # The caller's answer after the urgent recording; a category staff already set stays.
+            session.execute(sa.update(Case).where(Case.source_sid == call_sid, Case.category == CaseCategory.OTHER)
+                            .values(category=CaseCategory(effect.category)))
         elif isinstance(effect, SetCallbackTime) and call_sid:
             # The request this call made or took over (e.g. an open missed-call request).
             for req in session.scalars(sa.select(CallbackRequest).where(

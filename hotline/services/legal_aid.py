@@ -52,6 +52,8 @@ ALERT_LABELS = {
     CaseCategory.UNPAID_WAGES: "unpaid wages",
     CaseCategory.VIOLENCE: "personal safety",
     CaseCategory.DETENTION: "detention",
+    CaseCategory.LOCKED_IN: "movement",
+    CaseCategory.MISSING: "family contact",
     CaseCategory.OTHER: "other",
 }
 

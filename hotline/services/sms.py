@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hotline.background.outbox import add_job
 from hotline.channels import InboundMessage, OutboundMessage
 from hotline.db import utcnow
 from hotline.menus.keywords import MAX_MATCH_CHARS, Intent, KeywordSet, Match
@@ -32,6 +33,7 @@ from hotline.models import (
     CaseCategory,
     CasePriority,
     CaseStatus,
+    CaseStatusChange,
     Direction,
     Language,
     Message,
@@ -62,7 +64,8 @@ _LINK_CASE = sa.update(_messages).where(_messages.c.id == sa.bindparam("message_
 # Intents that change nothing but the reply: their two rows go in one INSERT.
 _PURE = (Intent.EMPTY, Intent.UNKNOWN, Intent.HELP, Intent.TOPIC)
 _REPLY_FOR = {Intent.EMPTY: "unknown", Intent.UNKNOWN: "unknown", Intent.HELP: "help",
-              Intent.CALLBACK: "callback", Intent.URGENT: "urgent", Intent.STOP: "stop", Intent.START: "start"}
+              Intent.CALLBACK: "callback", Intent.URGENT: "urgent", Intent.POSSIBLE: "possible",
+              Intent.STOP: "stop", Intent.START: "start"}
 
 
 @dataclass(frozen=True)
@@ -206,11 +209,14 @@ def _act(session: Session, caller: Caller, msg: InboundMessage, match: Match, la
          now: datetime) -> tuple[str, str, int | None]:
     """Do what the message asks; returns (reply id, reply language, case id)."""
     if match.intent == Intent.URGENT:
+        return "urgent", language, _urgent_case(session, caller, msg, match, language)
+    if match.intent == Intent.POSSIBLE:
+        # Possible danger: a normal-priority case waits in the console for staff review (no page), and
+        # the reply asks the sender to text SOS if they need help now; an urgent text upgrades it.
         case, _ = intake.open_case(session, caller=caller, source=msg.channel, source_sid=msg.sid,
-                                   priority=CasePriority.URGENT, category=CaseCategory(match.category or "other"),
-                                   country=caller.country, language=language,
-                                   reported_by_other=consent.about_someone_else(msg.body))
-        return "urgent", language, case.id
+                                   priority=CasePriority.NORMAL, category=CaseCategory(match.category or "other"),
+                                   country=caller.country, language=language)
+        return "possible", language, case.id
     if match.intent == Intent.CALLBACK:
         phone = caller.phone or ""  # None only for a caller anonymised by retention
         # A channel address (tg:...) or a withheld ID cannot be called back.
@@ -248,13 +254,45 @@ def _despite_limit(session: Session, keywords: KeywordSet, caller: Caller, msg: 
     if match.intent != Intent.URGENT:  # STOP and START were applied before the limit (`_opt`)
         return None
     since = now - timedelta(seconds=keywords.rate_limit[1])
+    review = _review_case(session, caller)
+    if review is not None:
+        return _upgrade(session, review, msg, match)
     recent = session.scalar(sa.select(Case.id).where(Case.caller_id == caller.id, Case.created_at > since,
                                                      Case.status != CaseStatus.CLOSED).limit(1))
     if recent is not None:
         return None
+    return _urgent_case(session, caller, msg, match, language)
+
+
+def _urgent_case(session: Session, caller: Caller, msg: InboundMessage, match: Match, language: str) -> int:
+    """An urgent case for this text (the lawyer is paged): the sender's case still waiting for review
+    (opened by a possible-danger text) is upgraded at once; otherwise a new one is opened."""
+    review = _review_case(session, caller)
+    if review is not None:
+        return _upgrade(session, review, msg, match)
     case, _ = intake.open_case(session, caller=caller, source=msg.channel, source_sid=msg.sid,
                                priority=CasePriority.URGENT, category=CaseCategory(match.category or "other"),
-                               country=caller.country, language=language)
+                               country=caller.country, language=language,
+                               reported_by_other=consent.about_someone_else(msg.body))
+    return case.id
+
+
+def _review_case(session: Session, caller: Caller) -> Case | None:
+    """The sender's newest normal-priority case nobody has taken yet (status new)."""
+    return session.scalar(sa.select(Case).where(Case.caller_id == caller.id, Case.priority == CasePriority.NORMAL,
+                                                Case.status == CaseStatus.NEW)
+                          .order_by(Case.created_at.desc(), Case.id.desc()).limit(1))
+
+
+def _upgrade(session: Session, case: Case, msg: InboundMessage, match: Match) -> int:
+    case.priority = CasePriority.URGENT
+    if match.category and match.category != CaseCategory.OTHER:
+        case.category = CaseCategory(match.category)
+    session.add(CaseStatusChange(case_id=case.id, from_status=case.status, to_status=case.status,
+                                 reason=f"priority urgent: a later text ({msg.channel})"))
+    # The same notification a new urgent case gets; it reaches RQ after commit.
+    add_job(session, intake.NOTIFY_JOB, {"case_id": case.id}, queue="urgent", case_id=case.id)
+    log.info("MessageSid=%s upgraded case %s to urgent", msg.sid, case.ref)
     return case.id
 
 

@@ -51,7 +51,9 @@ EN: dict[str, str] = {
     "category_documents": "Documents taken",
     "category_unpaid_wages": "Unpaid wages",
     "category_violence": "Violence",
-    "category_detention": "Detention",
+    "category_detention": "Arrested / detained",
+    "category_locked_in": "Locked in / cannot leave",
+    "category_missing": "Missing person",
     "category_other": "Other",
     "country": "Country",
     "status": "Status",
@@ -279,6 +281,8 @@ KM: dict[str, str] = {
     "category_unpaid_wages": "មិនបានបើកប្រាក់ឈ្នួល",
     "category_violence": "អំពើហិង្សា",
     "category_detention": "ការឃុំខ្លួន",
+    "category_locked_in": "ជាប់ មិនអាចចេញបាន",  # review: native-speaker
+    "category_missing": "មនុស្សបាត់ខ្លួន",  # review: native-speaker
     "category_other": "ផ្សេងៗ",
     "country": "ប្រទេស",
     "status": "ស្ថានភាព",
