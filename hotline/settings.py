@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import time
@@ -234,10 +235,19 @@ def _instance_secrets(instance: Path) -> dict[str, str]:
         "RECORDING_KEY": Fernet.generate_key().decode(),
     }
     instance.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(values, indent=2))
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    # Two processes starting on a fresh folder (gunicorn workers, web and worker) must agree on one
+    # set: each writes its own private file, and link() publishes it only if none exists yet, so the
+    # loser reads the winner's instead of replacing it (a replace left them with different tokens).
+    fd, tmp = tempfile.mkstemp(dir=instance, prefix=".secrets-", suffix=".tmp")  # created 0600
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(values, indent=2))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return dict(json.loads(path.read_text()))
+    finally:
+        os.unlink(tmp)
     return values
 
 
