@@ -485,13 +485,13 @@ def test_outcome_on_a_closed_request_adds_nothing(client, db) -> None:
     assert db.scalar(sa.select(sa.func.count(CallbackAttempt.id))) == 1
 
 
-def test_call_now_queues_a_bridged_call_on_the_urgent_queue(client, db) -> None:
+def test_call_now_queues_a_bridged_call_on_the_slow_queue(client, db) -> None:
     user = make_staff(db)
     req = make_callback(db)
     login(client)
     assert post(client, f"/staff/callbacks/{req.id}/call").status_code == 302
     job = db.scalar(sa.select(OutboxJob).where(OutboxJob.kind == "callback.place"))
-    assert job is not None and (job.payload, job.queue) == ({"callback_id": req.id, "staff_id": user.id}, "urgent")
+    assert job is not None and (job.payload, job.queue) == ({"callback_id": req.id, "staff_id": user.id}, "slow")
     assert audit_actions(db, "callback") == ["callback.call_now"]
 
 
