@@ -27,14 +27,18 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True, *
         SECRET_KEY=settings.secret_key,
         HOTLINE=settings,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # Twilio bodies are small; a huge POST is not Twilio
+        MAX_FORM_PARTS=1000,  # a 5,000-part multipart is 413 (Twilio sends a few dozen fields)
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=8 * 3600,
     )
     app.config.update(overrides)
-    # Without PUBLIC_BASE_URL, trust one proxy's X-Forwarded-* to rebuild the URL Twilio signed.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
+    # X-Forwarded-* only from the proxies we were told of (TRUSTED_PROXIES): with none, anyone
+    # reaching gunicorn directly could set their own address (per-IP login limit, audit log).
+    n = settings.trusted_proxies
+    if n > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     resources = Resources(settings)
     if check_schema:

@@ -5,6 +5,7 @@ Sessions are opened by whoever calls a service (a request, a job, a command), ne
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 # Alembic needs stable constraint names to alter tables later, on SQLite above all.
@@ -59,9 +60,24 @@ class SchemaNotReady(RuntimeError):
     """The database is not at the newest migration."""
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would use the umask, often 0644), and
+    tighten one made earlier. SQLite gives its -wal and -shm files the database file's mode."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        if os.path.exists(name) and os.stat(name).st_mode & 0o077:
+            os.chmod(name, 0o600)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        private_sqlite_file(url)
+        # hide_parameters (both engines): an error never prints bound values (numbers, bodies).
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(conn: Any, _record: Any) -> None:
@@ -80,7 +96,8 @@ def make_engine(url: str) -> Engine:
         _sqlite_begin_before_first_write(engine)
         return engine
     # pre_ping: a web process survives a PostgreSQL restart without being restarted itself.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800,
+                         hide_parameters=True)
 
 
 # Statements that need the transaction open (SAVEPOINT included, which pysqlite forgot).
@@ -157,6 +174,8 @@ def upgrade(url: str) -> None:
     """Bring the database to the newest migration; running it again does nothing."""
     from alembic import command
 
+    if url.startswith("sqlite"):
+        private_sqlite_file(url)
     command.upgrade(alembic_config(url), "heads")
 
 

@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+SIMULATOR_MODES = ("off", "staff", "open")
+
 
 class SettingsError(Exception):
     """Raised with every problem found, one per line, so an operator fixes them in one go."""
@@ -55,7 +57,8 @@ class Settings:
     missed_call_numbers: frozenset[str] = frozenset()
     oncall: tuple[OnCall, ...] = ()
     timezone: str = "Asia/Phnom_Penh"
-    simulator_public: bool = True  # open in embedded mode; staff-only in production
+    simulator: str = "open"  # off | staff (admins, reserved numbers) | open (embedded, no REST only)
+    trusted_proxies: int = 0  # X-Forwarded-* hops trusted (ProxyFix); 0: the socket's address is the client
     log_level: str = "INFO"
     # Legal aid: an urgent case unclaimed this long is marked overdue and the next on-call number texted.
     escalate_after_minutes: int = 15
@@ -75,6 +78,13 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def simulator_mode(self) -> str:
+        """`open` never stands where real texts and calls can go out (REST credentials, production)."""
+        if self.simulator == "open" and (self.production or self.twilio_rest_enabled):
+            return "staff"
+        return self.simulator if self.simulator in SIMULATOR_MODES else "off"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -282,9 +292,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             errors.append("RECORDING_KEY must be a Fernet key (32 url-safe base64 bytes); make one with "
                           "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`")
 
-    simulator = (_read(env, "HOTLINE_SIMULATOR") or ("staff" if production else "open")).lower()
-    if simulator not in ("open", "staff"):
-        errors.append(f"HOTLINE_SIMULATOR={simulator!r} must be 'open' or 'staff'")
+    # The simulator signs webhooks with the real auth token: off wherever real texts can go out.
+    simulator = (_read(env, "HOTLINE_SIMULATOR") or ("off" if production or rest_enabled else "open")).lower()
+    if simulator not in SIMULATOR_MODES:
+        errors.append(f"HOTLINE_SIMULATOR={simulator!r} must be 'off', 'staff' or 'open'")
+    elif simulator == "open" and (production or rest_enabled):
+        errors.append("HOTLINE_SIMULATOR=open is only allowed in embedded mode without Twilio REST credentials; "
+                      "use 'staff' (admins, simulator numbers only) or 'off'")
 
     # Legal aid and callbacks (see README "Legal aid pipeline").
     escalate_after = _int(env, "ESCALATE_AFTER_MINUTES", 15, 1, errors)
@@ -299,6 +313,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     recordings_dir = _read(env, "RECORDINGS_DIR")
     retention_days = _int(env, "RETENTION_DAYS", 0, 1, errors) if _read(env, "RETENTION_DAYS") else None
     worker_tick = _int(env, "WORKER_TICK_SECONDS", 15, 1, errors)
+    trusted_proxies = _int(env, "TRUSTED_PROXIES", 0, 0, errors)
 
     if errors:
         raise SettingsError("Settings are not valid:\n  - " + "\n  - ".join(errors))
@@ -320,7 +335,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         missed_call_numbers=missed,
         oncall=oncall,
         timezone=tz,
-        simulator_public=simulator == "open",
+        simulator=simulator,
         log_level=(_read(env, "HOTLINE_LOG_LEVEL") or "INFO").upper(),
         escalate_after_minutes=escalate_after,
         calling_hours=calling_hours,
@@ -330,6 +345,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recordings_dir=Path(recordings_dir).resolve() if recordings_dir else None,
         retention_days=retention_days,
         worker_tick_seconds=worker_tick,
+        trusted_proxies=trusted_proxies,
     )
 
 

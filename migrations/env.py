@@ -23,7 +23,7 @@ def run_migrations_online() -> None:
         _run(connectable)
         return
     engine = engine_from_config(config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.",
-                                poolclass=pool.NullPool)
+                                poolclass=pool.NullPool, hide_parameters=True)
     with engine.connect() as connection:
         _run(connection)
 

@@ -19,7 +19,7 @@ from hotline.background.worker import beat
 from hotline.db import SchemaNotReady, upgrade
 from hotline.models import AuditEvent, Call, Message, OutboxJob, OutboxStatus, StaffUser
 from hotline.phones import mask, mask_all, to_e164
-from hotline.resources import Resources
+from hotline.resources import Resources, resources_of
 from hotline.settings import SettingsError, load_settings
 from hotline.telephony.transport import LocalTransport, SendError, TwilioTransport
 from tests.conftest import PUBLIC, new_call_sid, run_worker_burst
@@ -116,15 +116,19 @@ def test_signature_checked_against_public_url_not_internal_one(twilio, client) -
     assert client.post("/twilio/voice", data=params, headers={"X-Twilio-Signature": internal_sig}).status_code == 403
 
 
-def test_proxy_headers_rebuild_the_url_when_no_public_base_is_set(settings) -> None:
-    app = create_app(settings.with_(public_base_url=""), TESTING=True)
+@pytest.mark.parametrize("proxies,expected", [(1, 200), (0, 403)])
+def test_proxy_headers_rebuild_the_url_only_from_a_trusted_proxy(settings, proxies: int, expected: int) -> None:
+    # With no PUBLIC_BASE_URL the signed URL is rebuilt from X-Forwarded-*, but only when TRUSTED_PROXIES
+    # says a proxy set them; otherwise anyone could choose the URL (and address) the app believes.
+    app = create_app(settings.with_(public_base_url="", trusted_proxies=proxies), TESTING=True)
     from hotline.telephony.signature import sign
 
     params = {"CallSid": new_call_sid(), "From": "+85512345678", "To": "+85523000000"}
     sig = sign(settings.twilio_auth_token, "https://public.example.org/twilio/voice/status", params)
     resp = app.test_client().post("/twilio/voice/status", data=params, headers={
         "X-Twilio-Signature": sig, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example.org"})
-    assert resp.status_code == 200
+    assert resp.status_code == expected
+    resources_of(app).close()
 
 
 def test_status_callback_for_unknown_sid_is_answered(twilio) -> None:

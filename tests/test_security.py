@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from werkzeug.routing import Rule
+from werkzeug.routing import IntegerConverter, Rule
 
 from hotline import create_app
 from hotline.background import outbox
@@ -35,8 +35,7 @@ def rules_under(app: Flask, prefix: str) -> list[Rule]:
 def concrete_path(rule: Rule) -> str:
     values: dict[str, Any] = {}
     for name in rule.arguments:
-        conv = type(rule._converters[name]).__name__
-        values[name] = 1 if conv == "IntegerConverter" else "CA" + "0" * 32
+        values[name] = 1 if isinstance(rule._converters[name], IntegerConverter) else "CA" + "0" * 32
     built = rule.build(values, append_unknown=False)
     assert built is not None, rule.rule
     return str(built[1])

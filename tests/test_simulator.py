@@ -138,7 +138,7 @@ def test_an_upload_that_is_not_audio_is_refused(client: FlaskClient) -> None:
 
 @pytest.fixture
 def staff_only_app(settings) -> Flask:
-    app = create_app(settings.with_(simulator_public=False), TESTING=True)
+    app = create_app(settings.with_(simulator="staff"), TESTING=True)
     yield app
     resources_of(app).close()
 
@@ -153,21 +153,85 @@ def test_in_production_mode_the_simulator_needs_a_staff_login(staff_only_app: Fl
     assert client.post("/simulator/api/calls", json={}).status_code in (302, 400, 401)
 
 
-def test_in_production_mode_a_logged_in_staff_member_may_use_it(staff_only_app: Flask) -> None:
+def _login(app: Flask, role: str) -> FlaskClient:
     from hotline.services import staff as staff_service
 
-    res = resources_of(staff_only_app)
+    res = resources_of(app)
     with res.db.Session() as s:
-        staff_service.create(s, "op@example.org", "operator", "a-long-password-123")
+        staff_service.create(s, f"{role}@example.org", role, "a-long-password-123")
         s.commit()
-    client = staff_only_app.test_client()
+    client = app.test_client()
     login = client.get("/staff/login")
     token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', login.get_data(as_text=True))
     assert token is not None, login.get_data(as_text=True)[:500]
-    client.post("/staff/login", data={"email": "op@example.org", "password": "a-long-password-123",
+    client.post("/staff/login", data={"email": f"{role}@example.org", "password": "a-long-password-123",
                                       "csrf_token": token.group(1)})
+    return client
+
+
+def test_with_simulator_staff_an_admin_may_use_it_and_no_other_role(staff_only_app: Flask) -> None:
+    # Replaces "a logged-in staff member may use it": any operator could then pose as a caller.
+    for role in ("operator", "lawyer"):
+        client = _login(staff_only_app, role)
+        assert client.get("/simulator").status_code == 403, role
+        assert client.get("/simulator/api/outbox").status_code == 403, role
+    client = _login(staff_only_app, "admin")
     assert client.get("/simulator").status_code == 200
     assert client.get("/simulator/api/outbox").status_code == 200
+
+
+def test_with_simulator_staff_only_the_simulators_own_numbers_may_call_or_text(staff_only_app: Flask, db) -> None:
+
+
+    client = _login(staff_only_app, "admin")
+    headers = csrf(client)
+    real = "+85599123456"  # could be anybody's
+    assert client.post("/simulator/api/sms", json={"from": real, "body": "SOS"}, headers=headers).status_code == 400
+    assert client.post("/simulator/api/calls", json={"from": real}, headers=headers).status_code == 400
+    assert client.post("/simulator/api/calls", json={"to": "+85512000111"}, headers=headers).status_code == 400
+    assert db.scalar(sa.select(sa.func.count()).select_from(Caller)) == 0  # nothing reached the webhooks
+    ok = client.post("/simulator/api/sms", json={"from": "+66812345678", "body": "HELP"}, headers=headers)
+    assert ok.status_code == 200 and ok.get_json()["replies"]
+    assert client.post("/simulator/api/calls", json={"from": "+85512345678"}, headers=headers).status_code == 200
+
+
+def test_with_simulator_staff_the_consoles_idle_timeout_applies(staff_only_app: Flask) -> None:
+    from hotline.db import utcnow
+
+    client = _login(staff_only_app, "admin")
+    assert client.get("/simulator").status_code == 200
+    with client.session_transaction() as cookie:
+        cookie["staff_seen"] = utcnow().timestamp() - 31 * 60
+    resp = client.get("/simulator")
+    assert resp.status_code == 302 and "/staff/login" in resp.headers["Location"]
+
+
+def test_with_simulator_off_nothing_answers(settings) -> None:
+    app = create_app(settings.with_(simulator="off"), TESTING=True)
+    try:
+        client = app.test_client()
+        for path in ("/simulator", "/simulator/api/outbox", "/simulator/recordings/RE" + "f" * 32):
+            assert client.get(path).status_code == 404, path
+        assert client.post("/simulator/api/sms", json={"body": "SOS"}).status_code in (400, 404)
+    finally:
+        resources_of(app).close()
+
+
+def test_open_never_stands_with_rest_credentials_or_in_production(settings, tmp_path) -> None:
+    from hotline.settings import SettingsError, load_settings
+
+    base = {"HOTLINE_INSTANCE": str(tmp_path)}
+    creds = {"TWILIO_ACCOUNT_SID": "AC" + "2" * 32, "TWILIO_AUTH_TOKEN": "t" * 32}
+    assert load_settings(base).simulator_mode == "open"
+    assert load_settings({**base, **creds}).simulator_mode == "off"
+    assert load_settings({**base, **creds, "HOTLINE_SIMULATOR": "staff"}).simulator_mode == "staff"
+    with pytest.raises(SettingsError, match="HOTLINE_SIMULATOR=open is only allowed"):
+        load_settings({**base, **creds, "HOTLINE_SIMULATOR": "open"})
+    with pytest.raises(SettingsError, match="'off', 'staff' or 'open'"):
+        load_settings({**base, "HOTLINE_SIMULATOR": "public"})
+    # Settings made in code cannot open it either where real sends go out.
+    assert settings.with_(twilio_rest_enabled=True).simulator_mode == "staff"
+    assert settings.with_(env="production").simulator_mode == "staff"
 
 
 def test_recordings_stay_reachable_by_the_worker_in_production_mode(staff_only_app: Flask) -> None:

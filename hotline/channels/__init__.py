@@ -2,16 +2,20 @@
 SMS gateway later (Twilio has no two-way SMS in Thailand, and many Thai SIMs block foreign senders).
 
 An adapter is one small module: it turns the provider's webhook into an `InboundMessage`, hands it
-to `hotline.services.sms.handle_inbound`, and delivers the `OutboundMessage`s it gets back (as an
-inline webhook answer, like Twilio's TwiML, or through the provider's API from a job). The keyword
-engine and the stored rows are the same for every channel.
+to `hotline.services.sms.handle_inbound`, and delivers the replies it gets back (as an inline
+webhook answer, like Twilio's TwiML, or through the provider's API from a job). Every reply and every
+send passes `hotline.services.sendgate` (opt-out); an adapter delivers only `sendgate.Cleared`
+messages. The keyword engine and the stored rows are the same for every channel.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from hotline.services.sendgate import Cleared
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class InboundMessage:
     sender: str  # E.164 for phone channels, else a channel address such as "tg:12345"
     body: str
     answered_by_provider: bool = False  # the provider already replied (e.g. Twilio Advanced Opt-Out)
+    provider_opt: str | None = None  # "stop" / "start" when the provider itself read an opt-out keyword
 
 
 @dataclass(frozen=True)
@@ -44,4 +49,4 @@ class Channel(Protocol):
 
     def parse(self, form: Mapping[str, str]) -> InboundMessage: ...
 
-    def answer(self, replies: Sequence[OutboundMessage], *, status_callback: str | None) -> str: ...
+    def answer(self, replies: Sequence[Cleared], *, status_callback: str | None) -> str: ...

@@ -32,6 +32,7 @@ from hotline.models import (
 )
 from hotline.phones import mask
 from hotline.resources import Resources
+from hotline.services import sendgate
 from hotline.services.intake import NOTIFY_JOB
 from hotline.settings import Settings
 from hotline.telephony.transport import SendError, Sent, Transport, find_sms
@@ -143,8 +144,8 @@ def send_alert(s: Session, transport: Transport, settings: Settings, case: Case,
             _record_sent(s, msg, found)
             return
     try:
-        sent = transport.send_sms(phone, msg.body or body,
-                                  status_callback=f"{settings.public_base_url}/twilio/sms/status")
+        sent = sendgate.send_sms(s, transport, phone, msg.body or body,
+                                 status_callback=f"{settings.public_base_url}/twilio/sms/status")
     except SendError as exc:
         msg.error_code, msg.error_message = exc.code, str(exc)[:255]
         if not exc.transient:

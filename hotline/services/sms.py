@@ -38,7 +38,7 @@ from hotline.models import (
     MessageStatus,
 )
 from hotline.phones import country_of
-from hotline.services import intake
+from hotline.services import intake, sendgate
 from hotline.telephony.transport import PERMANENT_CODES
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ _REPLY_FOR = {Intent.EMPTY: "unknown", Intent.UNKNOWN: "unknown", Intent.HELP: "
 
 @dataclass(frozen=True)
 class Outcome:
-    replies: tuple[OutboundMessage, ...] = ()
+    replies: tuple[sendgate.Cleared, ...] = ()  # what the send gate let through
     match: Match | None = None
     duplicate: bool = False  # this MessageSid was already stored: nothing was done again
     rate_limited: bool = False
@@ -116,6 +116,9 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
     match = keywords.match(body)
     caller, new, recent = _caller(conn, msg.sender, now, keywords.rate_limit[1])
     before = (caller.language, caller.opted_out_at)
+    # STOP and START first, whatever else applies (rate limit, a flow, an open case): an opt-out
+    # must never be swallowed. The send gate below decides on the changed row.
+    _opt(caller, match, now, msg.provider_opt)
     limited = recent >= keywords.rate_limit[0]
     language = keywords.reply_language(body, caller.language)
     if caller.language is None and script_of(body) in keywords.languages:
@@ -140,6 +143,15 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
         return Outcome(match=match, case_id=case_id)
     text = keywords.render(reply_id, language, caller.country)
     reply = OutboundMessage(body=text, language=language, segments=sms_segments(text), reply_to=msg.sid)
+    # The opt-out was read with the caller row: the gate costs no round trip here.
+    cleared = sendgate.clear_replies(caller.phone, (reply,), opted_out_at=caller.opted_out_at,
+                                     was_opted_out_at=before[1])
+    if not cleared:
+        # Opted out: stored (and any case or callback request opened), but nothing is texted back.
+        if not acts:
+            conn.execute(_INSERT_MESSAGE, inbound)
+        log.info("MessageSid=%s stored; no reply (opted out of SMS)", msg.sid)
+        return Outcome(match=match, case_id=case_id)
     outbound = dict(sid=None, direction=Direction.OUTBOUND, channel=msg.channel, provider=msg.provider,
                     caller_id=caller.id, peer=caller.phone, body=text, language=Language(language), keyword=None,
                     created_at=now, segments=reply.segments, purpose=REPLY_PURPOSE, case_id=case_id,
@@ -148,7 +160,7 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
     conn.execute(_INSERT_MESSAGE, outbound if acts else [inbound, outbound])
     # The keyword is in the Message row; the log line stays free of anything the sender wrote.
     log.info("MessageSid=%s answered: language=%s parts=%d", msg.sid, language, reply.segments)
-    return Outcome(replies=(reply,), match=match, case_id=case_id)
+    return Outcome(replies=cleared, match=match, case_id=case_id)
 
 
 def _caller(conn: Connection, sender: str, now: datetime, window: int) -> tuple[Caller, bool, int]:
@@ -191,13 +203,7 @@ def _act(session: Session, caller: Caller, msg: InboundMessage, match: Match, la
                                     source_sid=msg.sid, language=language)
             return "callback", language, None
         return "help", language, None
-    if match.intent == Intent.STOP:
-        # Twilio's own opt-out also blocks our sends after STOP (error 21610) and may answer itself;
-        # we still store the choice, and other code checks opted_out_at before texting or calling.
-        caller.opted_out_at = caller.opted_out_at or now
-    elif match.intent == Intent.START:
-        caller.opted_out_at = None
-    elif match.intent == Intent.LANG:
+    if match.intent == Intent.LANG:
         if match.language is None:
             return "lang_menu", language, None
         caller.language = Language(match.language)
@@ -207,16 +213,23 @@ def _act(session: Session, caller: Caller, msg: InboundMessage, match: Match, la
     return _REPLY_FOR[match.intent], language, None
 
 
+def _opt(caller: Caller, match: Match, now: datetime, provider_opt: str | None = None) -> None:
+    """STOP sets the opt-out (keeping the first time), START clears it; so does the provider's own
+    reading of the message (Twilio's OptOutType). Twilio's opt-out also blocks sends after STOP
+    (21610); every text we send passes `hotline.services.sendgate`."""
+    if match.intent == Intent.STOP or provider_opt == "stop":
+        caller.opted_out_at = caller.opted_out_at or now
+    elif match.intent == Intent.START or provider_opt == "start":
+        caller.opted_out_at = None
+
+
 def _despite_limit(session: Session, keywords: KeywordSet, caller: Caller, msg: InboundMessage,
                    match: Match, language: str, now: datetime) -> int | None:
     """Over the rate limit nothing is answered, but STOP and START still count, and an urgent text
     still opens a case unless one was opened in the window: a flood gets no answers (cost), a real
     alert is not lost, and one case per window keeps a flood from paging the lawyer again and again.
     """
-    if match.intent in (Intent.STOP, Intent.START):
-        _act(session, caller, msg, match, language, now)
-        return None
-    if match.intent != Intent.URGENT:
+    if match.intent != Intent.URGENT:  # STOP and START were applied before the limit (`_opt`)
         return None
     since = now - timedelta(seconds=keywords.rate_limit[1])
     recent = session.scalar(sa.select(Case.id).where(Case.caller_id == caller.id, Case.created_at > since,
@@ -260,4 +273,6 @@ def record_status(session: Session, *, sid: str, status: str, error_code: str | 
             msg.error_code = error_code[:16]
             reason = PERMANENT_CODES.get(int(error_code)) if error_code.isdigit() else None
             msg.error_message = reason
+            if error_code in sendgate.OPT_OUT_CODES and msg.peer:
+                sendgate.record_opt_out(session, msg.peer)  # Twilio says the number texted STOP
     return msg

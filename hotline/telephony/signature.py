@@ -33,8 +33,8 @@ def public_url() -> str:
 
 def is_valid_request() -> bool:
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature:
-        return False
+    if not signature or not signature.isascii():
+        return False  # a signature is base64; hmac.compare_digest would raise on other text
     validator: RequestValidator = current_app.extensions["hotline.validator"]
     params = request.form if request.method == "POST" else {}
     url = public_url()

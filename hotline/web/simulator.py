@@ -4,7 +4,9 @@ The browser talks JSON to this blueprint; it drives the same `hotline.simclient`
 uses, which signs each request and follows the TwiML as Twilio would. A call's state between two
 key presses is plain JSON kept in Redis, so any web worker can serve the next press.
 
-Open in the embedded default; in production (HOTLINE_SIMULATOR=staff) only for logged-in staff.
+HOTLINE_SIMULATOR: `open` in the embedded default (no REST credentials); `off` by default wherever
+Twilio REST credentials are set or HOTLINE_ENV=production; `staff` for admins only, from the
+simulator's own numbers only.
 The recordings it serves are the exception: the worker fetches them with HTTP basic auth (account
 SID and auth token), exactly like Twilio's recording URLs.
 """
@@ -18,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
 
-from hotline.models import Call, Direction, Message
+from hotline.models import Call, Direction, Message, Role
 from hotline.phones import mask
 from hotline.settings import Settings
 from hotline.simclient import CallError, CallState, PhoneClient, Step, WsgiPoster, load_prompts, sms_parts
@@ -43,11 +45,31 @@ def _settings() -> Settings:
 
 @bp.before_request
 def _guard() -> Any:
-    if request.endpoint == "simulator.recording" or _settings().simulator_public:
+    """HOTLINE_SIMULATOR: `off` answers 404 everywhere; `staff` needs an admin within the console's
+    session timeouts; `open` (embedded, no REST credentials) needs nothing. The recordings route
+    checks Twilio-style basic auth itself (the worker fetches from it)."""
+    mode = _settings().simulator_mode
+    if mode == "off":
+        abort(404)
+    if request.endpoint == "simulator.recording" or mode == "open":
         return None
-    from hotline.web.staff import staff_required
+    from hotline.web.staff import console_session, me
 
-    return staff_required()(lambda: None)()
+    refused = console_session()
+    if refused is not None:
+        return refused
+    if not me().has_role(Role.ADMIN):
+        abort(403)
+    return None
+
+
+def _caller_number(data: dict[str, Any]) -> str:
+    """The `From` of a simulated call or text. With the simulator open to staff on a real line, only
+    the simulator's own numbers (SIM_NUMBERS, which it offers): nobody can pose as a real person."""
+    number = str(data.get("from") or SIM_NUMBERS["KH"][0])
+    if _settings().simulator_mode != "open" and number not in OWN:
+        abort(400, "only the simulator's own numbers may be used here: " + ", ".join(sorted(OWN)))
+    return number
 
 
 def client() -> PhoneClient:
@@ -107,7 +129,9 @@ def start_call() -> Response:
     data = _json()
     s = _settings()
     to = str(data.get("to") or s.hotline_number)
-    step = client().start_call(str(data.get("from") or SIM_NUMBERS["KH"][0]), to)
+    if s.simulator_mode != "open" and to not in {s.hotline_number, *s.missed_call_numbers}:
+        abort(400, "the simulator only calls the hotline's own numbers")
+    step = client().start_call(_caller_number(data), to)
     return _reply(step)
 
 
@@ -159,7 +183,7 @@ def sms() -> Response:
     body = str(data.get("body") or "")
     if not body.strip():
         return Response("type a message first\n", status=400, mimetype="text/plain")
-    result = client().send_sms(str(data.get("from") or SIM_NUMBERS["KH"][0]), body[:1600])
+    result = client().send_sms(_caller_number(data), body[:1600])
     return jsonify(result.to_dict() | {"parts": sms_parts(body)})
 
 

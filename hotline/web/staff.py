@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import (
@@ -40,7 +39,7 @@ from hotline.db import utcnow
 from hotline.models import AuditEvent, Role, StaffUser
 from hotline.phones import mask, mask_all
 from hotline.services import staff as staff_service
-from hotline.web import session
+from hotline.web import safe_path, session
 from hotline.web.staff_i18n import LANGUAGES, t
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -118,16 +117,25 @@ def _guard() -> WerkzeugResponse | None:
     if not request.endpoint:
         return None  # a 404 stays a 404
     if request.blueprint == "staff" and request.endpoint not in PUBLIC_ENDPOINTS:
-        if not current_user.is_authenticated:
-            return login_manager.unauthorized()  # type: ignore[no-any-return]
-        if _session_expired():
-            logout_user()
-            cookie.clear()
-            flash(t("session_expired", _lang()), "info")
-            return redirect(url_for("staff.login", next=request.full_path if request.method == "GET" else None))
-        cookie["staff_seen"] = utcnow().timestamp()
+        refused = console_session()
+        if refused is not None:
+            return refused
     if current_app.config.get("WTF_CSRF_ENABLED", True) and not _twilio_view():
         csrf.protect()
+    return None
+
+
+def console_session() -> WerkzeugResponse | None:
+    """A logged-in staff member within the idle and absolute timeouts (the console's and the
+    simulator's rule), else the answer that sends the browser to the login page."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()  # type: ignore[no-any-return]
+    if _session_expired():
+        logout_user()
+        cookie.clear()
+        flash(t("session_expired", _lang()), "info")
+        return redirect(url_for("staff.login", next=request.full_path if request.method == "GET" else None))
+    cookie["staff_seen"] = utcnow().timestamp()
     return None
 
 
@@ -196,20 +204,6 @@ def _t(lang: str, key: str, **kw: Any) -> str:
     return t(key, lang, **kw)
 
 
-@bp.after_request
-def _no_store(response: Response) -> Response:
-    # Case data must not survive in a shared computer's cache, nor be framed by another site.
-    if request.endpoint != "staff.static":
-        response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-    return response
-
-
 @bp.errorhandler(403)
 def _forbidden(_exc: Exception) -> Any:
     return render_template("staff/message.html", title=t("forbidden", _lang()),
@@ -263,13 +257,8 @@ def _nobody() -> StaffUser:
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site (the console, or a page such as the simulator that sent us here):
-    `next=https://evil.example` or `//evil.example` must not become an open redirect."""
-    if target:
-        parts = urlsplit(target)
-        if (not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//")
-                and "\\" not in target):
-            return target
-    return url_for("staff.queue")
+    `next=https://evil.example`, `//evil.example` or a CR/LF must not become a redirect elsewhere."""
+    return safe_path(target, url_for("staff.queue"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
