@@ -121,7 +121,7 @@ def _sqlite_begin_before_first_write(engine: Engine) -> None:
 
 
 class Database:
-    """An engine and its session factory, plus hooks run after a commit (see hotline.outbox)."""
+    """An engine and its session factory, plus hooks run after a commit (see hotline.background.outbox)."""
 
     def __init__(self, url: str):
         self.url = url
