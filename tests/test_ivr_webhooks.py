@@ -462,7 +462,7 @@ def test_recording_callback_stores_the_voicemail_once_and_queues_it_for_legal_ai
     assert (rec.recording_sid, rec.call_id, rec.case_id, rec.duration_s, rec.remote_url) == (
         "RE" + "a" * 32, p.c, case_id, 31, params["RecordingUrl"])
     jobs = db.scalars(sa.select(OutboxJob).where(OutboxJob.kind == "recording.fetch")).all()
-    assert [(j.payload, j.queue, j.case_id) for j in jobs] == [({"recording_id": rec.id}, "urgent", case_id)]
+    assert [(j.payload, j.queue, j.case_id) for j in jobs] == [({"recording_id": rec.id}, "slow", case_id)]
 
 
 def test_failed_recording_status_stores_nothing(twilio, db) -> None:

@@ -16,12 +16,13 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker
+from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
@@ -106,13 +107,43 @@ def tick(res: Resources, workers: Sequence[SimpleWorker] = ()) -> None:
     periodic.run_all(res)
 
 
-def _loop(res: Resources, stop: threading.Event, workers: list[tuple[HotlineWorker, threading.Thread | None]]) -> None:
+class _Slot:
+    """One RQ worker that is started again when it stops on an error (Redis gone mid-job: RQ's
+    worker then quits its loop), so the process goes on once Redis is back."""
+
+    def __init__(self, make: Callable[[], HotlineWorker]):
+        self.make = make
+        self.worker = make()
+        self.thread: threading.Thread | None = None
+
+    def stopped_on_request(self, stop: threading.Event) -> bool:
+        w = self.worker
+        return stop.is_set() or w._stop_requested or w._shutdown_requested_date is not None
+
+    def work(self, stop: threading.Event, **kwargs: Any) -> None:
+        while True:
+            try:
+                self.worker.work(**kwargs)
+            except StopRequested:
+                return
+            except (RedisError, OSError) as exc:
+                log.warning("RQ worker %s stopped: %s", self.worker.name, exc)
+            if self.stopped_on_request(stop):
+                return
+            log.warning("RQ worker %s stopped on an error; a new one starts in 2 s", self.worker.name)
+            if stop.wait(2):
+                return
+            self.worker = self.make()
+
+
+def _loop(res: Resources, stop: threading.Event, slots: list[_Slot]) -> None:
     deadline = time.monotonic() + 10
-    for w, _ in workers:  # the first beat as soon as the workers listen, not a tick later
-        while not w.listening.wait(0.1) and time.monotonic() < deadline and not stop.is_set():
+    for slot in slots:  # the first beat as soon as the workers listen, not a tick later
+        while not slot.worker.listening.wait(0.1) and time.monotonic() < deadline and not stop.is_set():
             pass
     while True:
-        live = [w for w, t in workers if (t is None or t.is_alive()) and w.listening.is_set()]
+        live = [slot.worker for slot in slots
+                if (slot.thread is None or slot.thread.is_alive()) and slot.worker.listening.is_set()]
         tick(res, live)
         if stop.wait(res.settings.worker_tick_seconds):
             return
@@ -129,47 +160,43 @@ def run_worker(res: Resources, *, burst: bool = False, queues: Sequence[str] | N
             raise ValueError(f"unknown queue {name!r} (queues: {', '.join(QUEUES)})")
     redis = res.redis()
     main_queues = list(queues) if queues else list(FAST_QUEUES)
-    main = HotlineWorker(main_queues, connection=redis, serializer=JSONSerializer)
-    slow = None if queues else ThreadWorker([SLOW_QUEUE], connection=redis, serializer=JSONSerializer)
     try:
         sweep_once(res)  # at start: whatever was left while no worker ran
     except (RedisError, OSError) as exc:
         log.warning("initial sweep skipped: %s", exc)
     if burst:
-        _burst(res, main_queues, with_slow=slow is not None)
+        _burst(res, main_queues, with_slow=not queues)
         return
     level = res.settings.log_level
+    main = _Slot(lambda: HotlineWorker(main_queues, connection=redis, serializer=JSONSerializer))
+    slow = None if queues else _Slot(lambda: ThreadWorker([SLOW_QUEUE], connection=redis, serializer=JSONSerializer))
+    stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         # Until RQ installs its own handlers (in work()), a stop request is kept for its loop to see;
         # raising here could leave the scheduler's forked process behind.
         def stop_soon(_signum: int, _frame: Any) -> None:
-            main._stop_requested = True
+            main.worker._stop_requested = True
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, stop_soon)
-    thread = None
     if slow is not None:
-        thread = threading.Thread(target=slow.work, kwargs={"logging_level": level, "with_scheduler": False},
-                                  name="rq-slow", daemon=True)
-        thread.start()
-    stop = threading.Event()
-    loop = None
+        slow.thread = threading.Thread(target=slow.work, args=(stop,),
+                                       kwargs={"logging_level": level, "with_scheduler": False},
+                                       name="rq-slow", daemon=True)
+        slow.thread.start()
     if sweeper:
-        members: list[tuple[HotlineWorker, threading.Thread | None]] = [(main, None)]
-        if slow is not None:
-            members.append((slow, thread))
-        loop = threading.Thread(target=_loop, args=(res, stop, members), name="worker-loop", daemon=True)
-        loop.start()
+        slots = [main] + ([slow] if slow is not None else [])
+        threading.Thread(target=_loop, args=(res, stop, slots), name="worker-loop", daemon=True).start()
     try:
-        main.work(with_scheduler=True, logging_level=level)
+        main.work(stop, with_scheduler=True, logging_level=level)
     finally:
         stop.set()
-        _forget(redis, [w for w in (main, slow) if w is not None])
-        if slow is not None and thread is not None:
-            _stop_thread_worker(slow, thread)
+        _forget(redis, [slot.worker for slot in (main, slow) if slot is not None])
+        if slow is not None and slow.thread is not None:
+            _stop_thread_worker(slow.worker, slow.thread)
 
 
-def _stop_thread_worker(slow: ThreadWorker, thread: threading.Thread) -> None:
+def _stop_thread_worker(slow: HotlineWorker, thread: threading.Thread) -> None:
     """Let a slow job under way finish (within its timeout), as RQ's warm shutdown does for the main
     worker; an idle one is blocked in Redis and is simply deregistered. A job cut short anyway is
     run again by the next worker's sweeper once its row's lease is over (jobs are idempotent)."""
