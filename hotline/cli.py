@@ -43,16 +43,24 @@ def db_upgrade() -> None:
     click.echo("database is up to date")
 
 
-@cli.command(help="Run the RQ worker and the outbox sweeper.")
+@cli.command(help="Run the RQ workers (urgent, default, low; slow in a thread of its own), the outbox "
+                  "sweeper and the periodic duties.")
 @click.option("--burst", is_flag=True, help="Run the jobs waiting now, then exit.")
-def worker(burst: bool) -> None:
+@click.option("--queues", default=None, metavar="urgent,default,low,slow",
+              help="One worker on just these queues, to scale them apart (default: all, slow in its own thread).")
+def worker(burst: bool, queues: str | None) -> None:
+    from hotline.background.queues import QUEUES
+    from hotline.background.worker import run_worker
     from hotline.logs import setup_logging
     from hotline.resources import Resources
-    from hotline.worker import run_worker
 
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    unknown = [q for q in names or () if q not in QUEUES]
+    if unknown or names == []:
+        raise click.BadParameter(f"queues are {', '.join(QUEUES)}", param_hint="--queues")
     s = settings_or_exit()
     setup_logging(s.log_level)
-    run_worker(Resources(s), burst=burst)
+    run_worker(Resources(s), burst=burst, queues=names)
 
 
 @cli.group(help="Staff accounts for the console.")

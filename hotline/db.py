@@ -6,6 +6,7 @@ Sessions are opened by whoever calls a service (a request, a job, a command), ne
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -87,11 +88,36 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            # The driver's own transaction handling is off: it sent BEGIN before INSERT/UPDATE/DELETE
+            # but not before SAVEPOINT, so a savepoint as a transaction's first write (intake's
+            # insert-or-take) was committed by its RELEASE, and a later rollback kept half of it.
+            conn.isolation_level = None
 
+        _sqlite_begin_before_first_write(engine)
         return engine
     # pre_ping: a web process survives a PostgreSQL restart without being restarted itself.
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800,
                          hide_parameters=True)
+
+
+# Statements that need the transaction open (SAVEPOINT included, which pysqlite forgot).
+_SQLITE_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|SAVEPOINT)\b", re.IGNORECASE)
+
+
+def _sqlite_begin_before_first_write(engine: Engine) -> None:
+    """SQLAlchemy's pysqlite recipe, with BEGIN sent at the transaction's first write, not its start.
+
+    A BEGIN at the start would give every transaction a read snapshot from its first SELECT; a write
+    after a slow step (a 30 s recording download, a Twilio call) then fails at once with "database
+    is locked" (SQLITE_BUSY_SNAPSHOT) whenever another process committed meanwhile, and the busy
+    timeout cannot help. Reads before the first write run as before, each on the newest data.
+    """
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _begin(conn: Any, cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        raw = conn.connection.dbapi_connection
+        if not raw.in_transaction and _SQLITE_WRITE.match(statement):
+            raw.execute("BEGIN")
 
 
 class Database:

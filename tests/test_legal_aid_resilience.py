@@ -15,11 +15,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hotline import create_app
+from hotline.background.worker import sweep_once
 from hotline.db import utcnow
 from hotline.embedded import EmbeddedRedis
 from hotline.models import Message, OutboxJob, OutboxStatus
 from hotline.resources import resources_of
-from hotline.worker import sweep_once
 from tests.conftest import run_worker_burst
 from tests.test_legal_aid import TH_FIRST, open_case, retry_due_jobs
 

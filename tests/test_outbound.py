@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
+from hotline.background.outbox import add_job
 from hotline.models import Call, CallbackAttempt, CallbackRequest, CallbackStatus, Language
-from hotline.outbox import add_job
 from tests.conftest import PUBLIC, new_call_sid, run_worker_burst
 from tests.test_callbacks import ALL_DAY, CALLEE, STAFF_PHONE, new_request, new_staff
 

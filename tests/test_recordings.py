@@ -7,8 +7,8 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
+from hotline.background.outbox import add_job
 from hotline.models import OutboxJob, OutboxStatus, Recording
-from hotline.outbox import add_job
 from hotline.services.recordings import RecordingUnavailable, decrypt
 from tests.conftest import ACCOUNT_SID, run_worker_burst
 from tests.test_legal_aid import retry_due_jobs

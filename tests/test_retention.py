@@ -10,11 +10,12 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from hotline.background import periodic
 from hotline.cli import cli
 from hotline.db import utcnow
 from hotline.models import Case, CasePriority, CaseStatus, Direction, Message, MessageStatus, Recording
 from hotline.resources import Resources
-from hotline.services import periodic, recordings, retention
+from hotline.services import recordings, retention
 from hotline.settings import Settings, SettingsError, load_settings
 from tests.test_faults_support import env_for
 

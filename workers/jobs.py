@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from hotline import jobs
+from hotline.background import runner
 from hotline.resources import Resources
 
 _resources: Resources | None = None
@@ -24,15 +24,15 @@ def resources() -> Resources:
 
         use(Resources(load_settings()))
     elif _pid != os.getpid():
-        # RQ forks a work-horse per job: never share the parent's pooled connections with it.
+        # A forking RQ worker runs each job in a child: never share the parent's pooled connections.
         _resources.db.engine.dispose(close=False)
         _resources._redis = None
         _pid = os.getpid()
-    jobs.load_handlers()
+    runner.load_handlers()
     assert _resources is not None
     return _resources
 
 
 def run_outbox(outbox_id: int) -> str:
-    """Run one outbox row; RQ retries it with backoff when Twilio fails transiently."""
-    return jobs.run(resources(), int(outbox_id))
+    """Run one outbox row (hotline.background.runner); RQ retries it with the kind's intervals."""
+    return runner.run(resources(), int(outbox_id))

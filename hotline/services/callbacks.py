@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from phonenumbers import timezone as phone_tz
 from sqlalchemy.orm import Session
 
+from hotline.background.periodic import every
+from hotline.background.runner import handler
 from hotline.db import utcnow
-from hotline.jobs import handler
 from hotline.models import (
     Call,
     CallbackAttempt,
@@ -35,7 +36,6 @@ from hotline.models import (
 from hotline.phones import mask
 from hotline.resources import Resources
 from hotline.services.intake import CALLBACK_JOB
-from hotline.services.periodic import every
 from hotline.settings import Settings
 from hotline.telephony.transport import SendError
 
@@ -101,7 +101,7 @@ def schedule(res: Resources, s: Session, job: OutboxJob) -> None:
     s.commit()
 
 
-@handler(PLACE_JOB)
+@handler(PLACE_JOB, queue="slow", timeout=60, attempts=3)
 def place(res: Resources, s: Session, job: OutboxJob) -> None:
     """Place one attempt: ring the staff member first (or the caller, without a staff phone)."""
     settings = res.settings

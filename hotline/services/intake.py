@@ -1,7 +1,7 @@
 """Intake shared by every channel (voice, SMS, missed call, console): open a case, ask for a callback.
 
 Both write their row and an outbox job in the caller's transaction; the job reaches RQ only after
-commit (hotline.outbox). Both are idempotent: the same CallSid/MessageSid opens one case, and a
+commit (hotline.background.outbox). Both are idempotent: the same CallSid/MessageSid opens one case, and a
 number has at most one open callback request.
 """
 
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hotline.background.outbox import add_job
 from hotline.models import (
     CallbackRequest,
     CallbackStatus,
@@ -26,7 +27,6 @@ from hotline.models import (
     CaseStatusChange,
     Language,
 )
-from hotline.outbox import add_job
 from hotline.phones import country_of
 
 T = TypeVar("T")

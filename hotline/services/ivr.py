@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hotline.background.outbox import add_job
 from hotline.db import Database, insert_ignore, utcnow
 from hotline.menus.engine import Effect, Event, OpenUrgentCase, RequestCallback, SetCallbackTime, SetLanguage
 from hotline.menus.schema import Script
@@ -32,7 +33,6 @@ from hotline.models import (
     Language,
     Recording,
 )
-from hotline.outbox import add_job
 from hotline.phones import country_of, to_e164
 from hotline.services import callers, intake
 from hotline.settings import Settings

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hotline import outbox
+from hotline.background import outbox
+from hotline.background.periodic import every
+from hotline.background.runner import handler
 from hotline.db import utcnow
-from hotline.jobs import handler
 from hotline.models import (
     Case,
     CaseCategory,
@@ -33,7 +34,6 @@ from hotline.phones import mask
 from hotline.resources import Resources
 from hotline.services import sendgate
 from hotline.services.intake import NOTIFY_JOB
-from hotline.services.periodic import every
 from hotline.settings import Settings
 from hotline.telephony.transport import SendError, Sent, Transport, find_sms
 
@@ -81,7 +81,7 @@ def max_level(numbers: list[str]) -> int:
     return max(len(numbers) - 1, 1)
 
 
-@handler(NOTIFY_JOB)
+@handler(NOTIFY_JOB, queue="urgent", timeout=45)
 def notify(res: Resources, s: Session, job: OutboxJob) -> None:
     """Text the on-call number for this case's level, once, unless the case was claimed meanwhile."""
     case = s.get(Case, job.payload["case_id"])
@@ -115,7 +115,7 @@ def skip_to_next(res: Resources, s: Session, case: Case, level: int, numbers: li
     if result.rowcount:  # type: ignore[attr-defined]
         outbox.add_job(s, NOTIFY_JOB, {"case_id": case.id, "level": level + 1}, queue="urgent",
                        case_id=case.id)
-        s.commit()  # the outbox hook enqueues it after this commit (hotline.outbox.install)
+        s.commit()  # the outbox hook enqueues it after this commit (hotline.background.outbox.install)
 
 
 def send_alert(s: Session, transport: Transport, settings: Settings, case: Case, level: int, phone: str) -> None:

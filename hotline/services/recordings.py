@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.orm import Session
 
+from hotline.background.runner import handler
 from hotline.db import utcnow
-from hotline.jobs import handler
 from hotline.models import OutboxJob, Recording
 from hotline.resources import Resources
 from hotline.settings import Settings
@@ -32,7 +32,7 @@ class RecordingUnavailable(Exception):
     """The stored copy is missing, unreadable with this key, or not what was stored."""
 
 
-@handler(FETCH_JOB)
+@handler(FETCH_JOB, queue="slow", timeout=120)
 def fetch(res: Resources, s: Session, job: OutboxJob) -> None:
     """Copy one recording into RECORDINGS_DIR, encrypted; optionally delete Twilio's copy."""
     rec = s.get(Recording, job.payload["recording_id"])

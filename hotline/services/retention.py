@@ -21,10 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from hotline.background.periodic import every
 from hotline.db import utcnow
 from hotline.models import Case, CaseStatus, Message, Recording
 from hotline.resources import Resources
-from hotline.services.periodic import every
 from hotline.settings import Settings
 from hotline.telephony.transport import SendError
 

@@ -1,48 +1,56 @@
-"""GET /healthz: database, Redis and worker heartbeat; 200 when all are up, else 503 naming the part."""
+"""Health: `/healthz` is liveness (this process and its database, fast); `/healthz/ready` reports
+the dependencies (Redis, a live worker for every queue) and names what is down."""
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
-
 from flask import Blueprint, jsonify
 
-from hotline.db import ping, utcnow
+from hotline.db import ping
 from hotline.web import resources
 
 bp = Blueprint("health", __name__)
-WORKER_STALE = timedelta(seconds=90)
+
+
+def _database() -> str:
+    try:
+        ping(resources().db.engine)
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "down", with its reason
+        return f"down: {type(exc).__name__}"
+
+
+def _reply(checks: dict[str, str], **extra: object):  # type: ignore[no-untyped-def]
+    down = sorted(k for k, v in checks.items() if v != "ok")
+    body = {"status": "down" if down else "ok", "checks": checks, "down": down, **extra}
+    return jsonify(body), 503 if down else 200
 
 
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
-    res = resources()
-    checks: dict[str, str] = {}
+    """Liveness: a load balancer restarts or drops this process only when it (or its database) fails."""
+    return _reply({"database": _database()})
+
+
+@bp.get("/healthz/ready")
+def ready():  # type: ignore[no-untyped-def]
+    """Readiness: calls are answered without Redis and workers, but alerts would wait; say which."""
+    from hotline.background.admin import live_workers, uncovered_queues
+
+    checks = {"database": _database()}
+    workers: dict[str, list[str]] = {}
     try:
-        ping(res.db.engine)
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means "down", with its reason
-        checks["database"] = f"down: {type(exc).__name__}"
-    try:
-        redis = res.redis()
+        redis = resources().redis()
         redis.ping()
         checks["redis"] = "ok"
-        checks["worker"] = _worker_state(redis)
+        workers = live_workers(redis)
+        missing = uncovered_queues(workers)
+        if not workers:
+            checks["worker"] = "down: no live worker (run `hotline worker`)"
+        elif missing:
+            checks["worker"] = f"down: no live worker on queue(s) {', '.join(missing)} (`hotline worker --queues`)"
+        else:
+            checks["worker"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["redis"] = f"down: {type(exc).__name__}"
         checks["worker"] = "unknown: redis is down"
-    ok = all(v == "ok" for v in checks.values())
-    return jsonify(status="ok" if ok else "down", checks=checks), 200 if ok else 503
-
-
-def _worker_state(redis) -> str:  # type: ignore[no-untyped-def]
-    from rq import Worker
-
-    workers = Worker.all(connection=redis)
-    now = utcnow()
-    alive = [w for w in workers if w.last_heartbeat and now - _aware(w.last_heartbeat) < WORKER_STALE]
-    return "ok" if alive else "down: no worker heartbeat in the last 90 s (run `hotline worker`)"
-
-
-def _aware(dt):  # type: ignore[no-untyped-def]
-
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return _reply(checks, workers=len(workers))

@@ -10,9 +10,9 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
+from hotline.background.outbox import add_job
 from hotline.db import utcnow
 from hotline.models import CallbackRequest, CallbackStatus, Case, CaseStatus, Recording, Role
-from hotline.outbox import add_job
 from hotline.services import cases
 from hotline.web import resources, session
 from hotline.web.staff import _lang, audit, me, staff_required

@@ -1,5 +1,6 @@
-"""Periodic duties the worker's sweeper thread runs (escalation of unclaimed urgent cases, callback
-scheduling, retention). Each area registers a function with `@every`."""
+"""Periodic duties the worker runs every tick (escalation of unclaimed urgent cases, callback
+scheduling, retention). Each area registers a function with `@every`. They need only the database:
+they run while Redis is away, and the jobs they write wait in the outbox for the sweeper."""
 
 from __future__ import annotations
 
