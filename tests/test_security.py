@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Rule
 
-from hotline import create_app, outbox
+from hotline import create_app
+from hotline.background import outbox
 from hotline.models import Call, Caller, CasePriority, Message
 from hotline.resources import Resources, resources_of
 from hotline.services import callers, intake

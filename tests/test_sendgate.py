@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hotline import outbox
+from hotline.background import outbox
 from hotline.channels import OutboundMessage
 from hotline.channels.twilio_sms import TwilioSms
 from hotline.db import Database, utcnow
