@@ -348,3 +348,12 @@ def test_hsts_only_over_https_and_forwarded_https_only_through_a_trusted_proxy(s
     finally:
         resources_of(plain).close()
         resources_of(proxied).close()
+
+
+def test_prompts_from_a_cdn_are_allowed_as_media_and_nothing_else(settings: Settings) -> None:
+    app = _app(settings.with_(audio_base_url="https://cdn.example.net/hotline/audio"))
+    try:
+        csp = app.test_client().get("/simulator").headers["Content-Security-Policy"]
+        assert "media-src 'self' https://cdn.example.net;" in csp and csp.count("cdn.example.net") == 1
+    finally:
+        resources_of(app).close()

@@ -98,25 +98,31 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self';
 CACHEABLE_ENDPOINTS = frozenset({"static", "staff.static", "audio.prompt"})
 
 
-def _security_headers(response: Any) -> Any:
-    headers = response.headers
-    audio = current_app.config["HOTLINE"].audio_base_url
+def _csp(audio_base_url: str | None) -> str:
     media = ""
-    if audio:
+    if audio_base_url:  # prompts from a CDN
         from urllib.parse import urlsplit
 
-        parts = urlsplit(audio)
+        parts = urlsplit(audio_base_url)
         media = f" {parts.scheme}://{parts.netloc}"
-    headers["Content-Security-Policy"] = CSP.format(media=media)
-    headers["X-Frame-Options"] = "DENY"
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "same-origin"
-    if request.endpoint not in CACHEABLE_ENDPOINTS:
-        # Case data must not survive in a shared computer's cache.
-        headers["Cache-Control"] = "no-store"
-    if request.is_secure:  # TLS at the app, or at a proxy TRUSTED_PROXIES vouches for
-        headers["Strict-Transport-Security"] = "max-age=31536000"
-    return response
+    return CSP.format(media=media)
+
+
+def _header_policy(app: Flask) -> Any:
+    """The after-request hook; the headers are built once, so a webhook pays only for setting them."""
+    fixed = {"Content-Security-Policy": _csp(app.config["HOTLINE"].audio_base_url), "X-Frame-Options": "DENY",
+             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+
+    def _security_headers(response: Any) -> Any:
+        response.headers.update(fixed)
+        if request.endpoint not in CACHEABLE_ENDPOINTS:
+            # Case data must not survive in a shared computer's cache.
+            response.headers["Cache-Control"] = "no-store"
+        if request.is_secure:  # TLS at the app, or at a proxy TRUSTED_PROXIES vouches for
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        return response
+
+    return _security_headers
 
 
 def register_blueprints(app: Flask) -> None:
@@ -156,4 +162,4 @@ def register_blueprints(app: Flask) -> None:
                  f" from={frm}" if frm else "", f" node={node}" if node else "")
         return response
 
-    app.after_request(_security_headers)
+    app.after_request(_header_policy(app))
