@@ -173,7 +173,8 @@ def test_every_indicator_on_crafted_data(db):
                                       "cb_cancelled": [0, 1], "cb_closed_other": [0, 0]}
     assert rows(rep, "cases_category") == {"category_trafficking": [1, 0], "category_documents": [1, 0],
                                            "category_unpaid_wages": [0, 1], "category_violence": [0, 0],
-                                           "category_detention": [0, 0], "category_other": [0, 1]}
+                                           "category_detention": [0, 0], "category_locked_in": [0, 0],
+                                           "category_missing": [0, 0], "category_other": [0, 1]}
     assert rows(rep, "cases_priority") == {"priority_urgent": [2, 1], "priority_normal": [0, 1]}
     assert rows(rep, "cases_status") == {"status_new": [0, 2], "status_claimed": [2, 0], "status_in_progress": [0, 0],
                                          "status_referred": [0, 0], "status_closed": [0, 0]}

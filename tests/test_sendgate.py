@@ -176,8 +176,10 @@ def test_a_channel_address_has_no_way_out_yet(db, res) -> None:
         sendgate.send_sms(db, res.transport(), "tg:12345", "x")
 
 
-def test_a_callback_asked_for_after_stop_is_still_called(res, db, rest_settings: Settings, fake_twilio) -> None:
+def test_a_callback_asked_for_after_stop_is_still_called(res, db, twilio, rest_settings: Settings,
+                                                         fake_twilio) -> None:
     from tests.test_callbacks import ALL_DAY, call_now
+    from tests.test_outbound import _path
 
     with res.db.Session() as s:
         caller = callers.get_or_create(s, KH_PHONE)
@@ -187,7 +189,15 @@ def test_a_callback_asked_for_after_stop_is_still_called(res, db, rest_settings:
         cb_id = req.id
     call_now(res, cb_id, None)
     run_worker_burst(rest_settings.with_(calling_hours=ALL_DAY))
-    assert [c["To"] for c in fake_twilio.calls] == [KH_PHONE]
+    # Staff first (the on-call phone for Cambodia); once they press 1 the person is dialled: a voice
+    # callback the person asked for is not an SMS, so the opt-out does not stop it.
+    [call] = fake_twilio.calls
+    assert call["To"] == "+85512345001"
+    base = twilio.voice_params(call["sid"], from_=call["From"], to=call["To"], Direction="outbound-api")
+    whisper = twilio.post(_path(call["Url"]), base).data.decode()
+    accept = whisper.split('action="')[1].split('"')[0]
+    dial = twilio.post(_path(accept), {**base, "Digits": "1"}).data.decode()
+    assert f">{KH_PHONE}</Number>" in dial
     assert fake_twilio.messages == []
 
 

@@ -4,6 +4,7 @@ a later urgent text upgrades it; a plain question gets the topic reply."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 import yaml
 
 from hotline.models import Case, CaseStatus, CaseStatusChange, Message, OutboxJob
+from hotline.services import consent
 from tests.conftest import run_worker_burst
 from tests.test_sms_webhook import KS, reply_of, rows, send
 
@@ -30,7 +32,13 @@ def test_strong_danger_opens_an_urgent_case_with_its_category(twilio, db, lang: 
         resp, sid = send(twilio, item["text"], from_=f"+66812{n:06d}")
         (case,) = rows(db, Case, Case.source_sid == sid)
         assert (case.priority, case.category, case.status) == ("urgent", item["category"], "new"), item["id"]
-        assert reply_of(resp) == KS.render("urgent", KS.reply_language(item["text"], None), "TH")
+        language = KS.reply_language(item["text"], None)
+        expected = [KS.render("urgent", language, "TH")]
+        if consent.about_someone_else(item["text"]):
+            # A family member's report: the first consent question follows the urgent reply (#12).
+            expected.append(consent.first_question(language))
+        assert case.reported_by_other == (len(expected) == 2), item["id"]
+        assert [m.text for m in ET.fromstring(resp.data).findall("Message")] == expected, item["id"]
     jobs = rows(db, OutboxJob, OutboxJob.kind == "case.notify")
     assert len(jobs) == len(chosen) and {j.queue for j in jobs} == {"urgent"}
 
