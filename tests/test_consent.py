@@ -178,3 +178,18 @@ def test_a_consent_file_without_review_or_a_language_is_refused() -> None:
         consent.parse({"someone_else": {}, "replies": {}})
     with pytest.raises(ValueError, match="ask_contact: missing the th"):
         consent.parse({"review": "native-speaker", "replies": {"ask_contact": {"km": "x", "en": "y"}}})
+
+
+def test_a_family_text_that_upgrades_a_review_case_takes_the_consent_answers_too(twilio, db) -> None:
+    """A possible-danger text opens a review case; a family member's urgent text then upgrades it
+    and is asked the consent question: the answer must land on that case, not be lost."""
+    from hotline.menus import consent
+
+    texts = consent.load()
+    text(twilio, "police came to our camp")  # possible danger: a normal-priority case for review
+    first = messages(text(twilio, "my son is locked in at work"))
+    assert len(first) == 2 and first[1] == texts.reply("ask_contact", "km")
+    case = sms_case(db)  # the same case, upgraded
+    assert (case.priority, case.reported_by_other) == ("urgent", True)
+    assert messages(text(twilio, "8")) == [texts.reply("ask_share", "km")]
+    assert sms_case(db).consent_contact is True

@@ -267,13 +267,16 @@ def _despite_limit(session: Session, keywords: KeywordSet, caller: Caller, msg: 
 def _urgent_case(session: Session, caller: Caller, msg: InboundMessage, match: Match, language: str) -> int:
     """An urgent case for this text (the lawyer is paged): the sender's case still waiting for review
     (opened by a possible-danger text) is upgraded at once; otherwise a new one is opened."""
+    # A family member's report, new or upgrading a review case: the consent question follows, and
+    # its answers are taken only on a case marked reported by someone else.
+    for_other = consent.about_someone_else(msg.body)
     review = _review_case(session, caller)
     if review is not None:
+        review.reported_by_other = review.reported_by_other or for_other
         return _upgrade(session, review, msg, match)
     case, _ = intake.open_case(session, caller=caller, source=msg.channel, source_sid=msg.sid,
                                priority=CasePriority.URGENT, category=CaseCategory(match.category or "other"),
-                               country=caller.country, language=language,
-                               reported_by_other=consent.about_someone_else(msg.body))
+                               country=caller.country, language=language, reported_by_other=for_other)
     return case.id
 
 
