@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from hotline.audio_tools import FORMAT, LOUDNESS, AudioError, import_dir, load_manifest
-from tests.test_audio_pipeline import loudness
 from hotline.cli import cli
 from hotline.menus.loader import load_script
+from tests.test_audio_pipeline import loudness
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = load_script(ROOT / "ivr_scripts" / "voice")
