@@ -60,6 +60,8 @@ class Settings:
     recording_key: str = ""
     hotline_number: str = "+85523000000"  # caller ID and SMS sender for what we send
     missed_call_numbers: frozenset[str] = frozenset()
+    # The content line (staff record prompts by phone): its own Twilio number, never the hotline's.
+    content_line_number: str | None = None
     oncall: tuple[OnCall, ...] = ()
     timezone: str = "Asia/Phnom_Penh"
     simulator: str = "open"  # off | staff (admins, reserved numbers) | open (embedded, no REST only)
@@ -329,7 +331,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     hotline_number = _read(env, "HOTLINE_NUMBER") or "+85523000000"
     missed = frozenset(n.strip() for n in (_read(env, "HOTLINE_MISSED_CALL_NUMBERS") or "").split(",") if n.strip())
-    for n in [hotline_number, *missed]:
+    content_line = _read(env, "CONTENT_LINE_NUMBER") or None
+    if content_line and (content_line == hotline_number or content_line in missed):
+        errors.append("CONTENT_LINE_NUMBER must be a number of its own, not the hotline's or a missed-call number")
+    for n in [hotline_number, *missed, *([content_line] if content_line else [])]:
         if not n.startswith("+") or not n[1:].isdigit():
             errors.append(f"{n!r} (HOTLINE_NUMBER / HOTLINE_MISSED_CALL_NUMBERS) must be E.164, like +85523000000")
 
@@ -392,6 +397,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recording_key=recording_key,
         hotline_number=hotline_number,
         missed_call_numbers=missed,
+        content_line_number=content_line,
         oncall=oncall,
         timezone=tz,
         simulator=simulator,

@@ -392,3 +392,53 @@ class OutboxJob(Base):
     last_error: Mapped[str | None] = mapped_column(sa.String(255))
     case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+
+
+class StaffPin(Base):
+    """A staff member's PIN for the content line (recording prompts by phone): argon2, like passwords.
+
+    Kept apart from the password: a PIN typed on a phone keypad is short, so it has its own lockout
+    (LOCK_AFTER wrong PINs in a row lock the PIN, not the console login).
+    """
+
+    __tablename__ = "staff_pins"
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True)
+    pin_hash: Mapped[str] = mapped_column(sa.String(255))
+    failed: Mapped[int] = mapped_column(sa.Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+
+
+class ContentCall(Base):
+    """One call to the content line: who proved their PIN on it (staff_id stays None until then)."""
+
+    __tablename__ = "content_calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    pin_tries: Mapped[int] = mapped_column(sa.Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PhoneTake(Base):
+    """A prompt recorded on the content line: Twilio's recording, then (kept) our processed copy in the draft.
+
+    recorded -> kept (1 pressed; job queued) -> stored (in the draft) | refused (the pipeline's reason)
+    recorded -> discarded (2 pressed: record again); failed when Twilio never delivered the file.
+    """
+
+    __tablename__ = "phone_takes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_call_id: Mapped[int] = mapped_column(sa.ForeignKey("content_calls.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    lang: Mapped[str] = mapped_column(sa.String(8))
+    prompt_id: Mapped[str] = mapped_column(sa.String(80))
+    recording_sid: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    remote_url: Mapped[str | None] = mapped_column(sa.String(512))
+    duration_s: Mapped[int | None] = mapped_column(sa.Integer)
+    status: Mapped[str] = mapped_column(sa.String(16), default="recorded")
+    reason: Mapped[str | None] = mapped_column(sa.String(300))
+    seconds: Mapped[float | None] = mapped_column(sa.Float)  # after the pipeline
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
