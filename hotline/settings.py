@@ -76,6 +76,7 @@ class Settings:
     # Delete Twilio's copy of a voicemail once it is stored (encrypted) in recordings_dir.
     recordings_delete_remote: bool = False
     recordings_dir: Path | None = None  # None: <instance>/recordings
+    content_dir: Path | None = None  # the content studio's recordings (by sha256); None: <instance>/content
     # Recordings, bodies, numbers and closed cases' notes older than this many days are purged; None: never.
     retention_days: int | None = 365
     # Reports show counts from 1 to report_min_cell - 1 as "<N" (small-cell suppression).
@@ -112,6 +113,10 @@ class Settings:
     @property
     def recordings_path(self) -> Path:
         return self.recordings_dir or (self.instance_path / "recordings")
+
+    @property
+    def content_path(self) -> Path:
+        return self.content_dir or (self.instance_path / "content")
 
     @property
     def calling_window(self) -> tuple[time, time]:
@@ -374,6 +379,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     retry_minutes = _int(env, "CALLBACK_RETRY_MINUTES", 60, 1, errors)
     delete_remote = _bool(env, "RECORDINGS_DELETE_REMOTE", False, errors)
     recordings_dir = _read(env, "RECORDINGS_DIR")
+    content_dir = _read(env, "CONTENT_DIR")
     retention_days = _int(env, "RETENTION_DAYS", 365, 0, errors) or None  # 0: keep everything
     report_min_cell = _int(env, "REPORT_MIN_CELL", 5, 1, errors)
     worker_tick = _int(env, "WORKER_TICK_SECONDS", 15, 1, errors)
@@ -408,6 +414,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         callback_retry_minutes=retry_minutes,
         recordings_delete_remote=delete_remote,
         recordings_dir=Path(recordings_dir).resolve() if recordings_dir else None,
+        content_dir=Path(content_dir).resolve() if content_dir else None,
         retention_days=retention_days,
         report_min_cell=report_min_cell,
         worker_tick_seconds=worker_tick,

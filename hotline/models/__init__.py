@@ -93,6 +93,7 @@ class Role(enum.StrEnum):
     LAWYER = "lawyer"
     OPERATOR = "operator"
     REPORTS = "reports"  # the reports page only: aggregate counts, never a case or a number
+    CONTENT = "content"  # the content studio (prompts, replies, menus, recordings) only: never a case
 
 
 class Caller(Base):
@@ -393,6 +394,80 @@ class OutboxJob(Base):
     case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
 
+
+# -- content studio (hotline.services.content) -------------------------------------------------------
+
+class ContentStatus(enum.StrEnum):
+    DRAFT = "draft"  # at most one: where every edit collects until it is published
+    PUBLISHED = "published"  # numbered and immutable; the highest number is what callers hear
+
+
+class ContentReview(enum.StrEnum):
+    DRAFT = "draft"  # being worked on
+    NEEDS_REVIEW = "needs_review"  # ready for a native speaker
+    REVIEWED = "reviewed"  # checked by `reviewed_by`
+
+
+class ContentVersion(Base):
+    """One version of what callers hear and read: the draft, or a published (numbered) version."""
+
+    __tablename__ = "content_versions"
+    __table_args__ = (
+        # One draft at a time: two editors starting one at once get the same one (see content.draft()).
+        sa.Index("uq_content_versions_one_draft", "status", unique=True,
+                 sqlite_where=sa.text("status = 'draft'"), postgresql_where=sa.text("status = 'draft'")),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int | None] = mapped_column(sa.Integer, unique=True)  # None while a draft
+    status: Mapped[ContentStatus] = mapped_column(_enum(ContentStatus), default=ContentStatus.DRAFT)
+    based_on: Mapped[int | None] = mapped_column(sa.Integer)  # the published number a draft was copied from
+    revision: Mapped[int] = mapped_column(sa.Integer, default=1)  # +1 on every draft change (the cache key)
+    note: Mapped[str] = mapped_column(sa.String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    published_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+
+
+class ContentItem(Base):
+    """One piece of a version: a prompt's text in one language, an SMS reply, a menu node, a file.
+
+    `kind` and `key` (and `lang`) say which; `value` is text, or JSON for structured kinds.
+    `revision` is the optimistic lock of the editor: an edit names the revision it started from.
+    """
+
+    __tablename__ = "content_items"
+    __table_args__ = (sa.UniqueConstraint("version_id", "kind", "key", "lang"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(sa.ForeignKey("content_versions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    key: Mapped[str] = mapped_column(sa.String(120))
+    lang: Mapped[str] = mapped_column(sa.String(8), default="")
+    position: Mapped[int] = mapped_column(sa.Integer, default=0)
+    value: Mapped[str] = mapped_column(sa.Text, default="")
+    review: Mapped[ContentReview] = mapped_column(_enum(ContentReview), default=ContentReview.NEEDS_REVIEW)
+    reviewed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    revision: Mapped[int] = mapped_column(sa.Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+
+
+class ContentTake(Base):
+    """A processed recording of one prompt in one language; the file is in the content store by sha256."""
+
+    __tablename__ = "content_takes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[str] = mapped_column(sa.String(120), index=True)
+    audio_name: Mapped[str] = mapped_column(sa.String(120))
+    language: Mapped[str] = mapped_column(sa.String(8))
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    duration_ms: Mapped[int] = mapped_column(sa.Integer)
+    source: Mapped[str] = mapped_column(sa.String(16))  # browser | phone | upload | import
+    review: Mapped[ContentReview] = mapped_column(_enum(ContentReview), default=ContentReview.NEEDS_REVIEW)
+    reviewed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
 
 class StaffPin(Base):
     """A staff member's PIN for the content line (recording prompts by phone): argon2, like passwords.

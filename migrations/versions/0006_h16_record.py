@@ -1,7 +1,7 @@
 """content line: staff PINs, content-line calls, prompts recorded by phone
 
 Revision ID: 0006_h16_record
-Revises: 0002_h15_detect
+Revises: 0006_h16_studio
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0006_h16_record'
-down_revision = '0002_h15_detect'
+down_revision = '0006_h16_studio'  # chained after the content store (merged from h16-studio)
 branch_labels = None
 depends_on = None
 
