@@ -121,7 +121,7 @@ def login(session: Session, call: ContentCall, from_: str, pin: str, now: dateti
     candidates = list(session.execute(
         sa.select(StaffUser, StaffPin).join(StaffPin, StaffPin.staff_id == StaffUser.id)
         .where(StaffUser.phone == from_, StaffUser.active.is_(True), StaffUser.role.in_(ROLES))
-        .order_by(StaffUser.id)).tuples()) if from_ else []
+        .order_by(StaffUser.id)).all()) if from_ else []
     call.pin_tries += 1
     open_ = {user.id: _count_attempt(session, user.id, now) for user, _ in candidates}
     session.commit()  # counted before the (slow) check: parallel guesses meet the lock

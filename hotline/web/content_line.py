@@ -129,6 +129,7 @@ def pin() -> Response:
 
 def _language_menu(call: ContentCall, intro: str = "") -> Response:
     langs = service.languages(session())
+    session().commit()  # the draft, if this started it
     resp = VoiceResponse()
     gather = resp.gather(input="dtmf", num_digits=1, timeout=8, action=_url("/language", c=call.id), method="POST")
     if intro:
@@ -183,6 +184,7 @@ def _prompt(call: ContentCall, lang: str, *, after: str | None, at: str | None, 
         resp.redirect(_url("/language-menu", c=call.id), method="POST")
         return xml(resp)
     ids = service.numbered(s)
+    s.commit()  # the draft, if this started it
     q = {"c": call.id, "l": lang, "p": cell.prompt_id, "r": reported}
     gather = resp.gather(input="dtmf", num_digits=1, timeout=8, action=_url("/choose", **q), method="POST")
     gather.say(f"Prompt {ids.index(cell.prompt_id) + 1} of {len(ids)}, in {LANGUAGE_NAMES.get(lang, lang)}.")
