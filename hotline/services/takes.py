@@ -27,11 +27,11 @@ class Stored:
 
 
 def put_take(session: Session, settings: Any, *, prompt_id: str, lang: str, src: Path | bytes, source: str,
-             staff_id: int | None, ip: str | None = None) -> Stored:
+             staff_id: int | None, ip: str | None = None, suffix: str = "") -> Stored:
     """Run the pipeline on `src` and make the result the draft's recording of (prompt, lang).
 
     Raises AudioError (the take is unusable, with the reason) or content.ContentError (an unknown
-    prompt or language). The caller commits.
+    prompt or language). `suffix` (".m4a") names the format of bytes for ffmpeg. The caller commits.
     """
     # Refuse an unknown cell before spending a pipeline run on it.
     content.cell(session, prompt_id, lang)
@@ -40,7 +40,8 @@ def put_take(session: Session, settings: Any, *, prompt_id: str, lang: str, src:
         if isinstance(src, bytes):
             if not src:
                 raise AudioError("empty: the file has no content (0 bytes); choose the recording again", "empty")
-            path = tmp / "take.in"
+            safe = suffix if suffix[1:].isalnum() and suffix.startswith(".") else ""
+            path = tmp / f"take{safe or '.in'}"
             path.write_bytes(src)
         else:
             path = Path(src)
