@@ -67,7 +67,10 @@
     startBtn.disabled = true;
     review.hidden = true;
     say("");
-    navigator.mediaDevices.getUserMedia({ audio: true }).then(function (s) {
+    // The raw microphone: the server trims and normalises, and a voice call's echo cancelling, noise
+    // gate and automatic gain (which pumps the level up between words) only spoil a recording.
+    var raw = { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 };
+    navigator.mediaDevices.getUserMedia({ audio: raw }).then(function (s) {
       stream = s;
       var AC = window.AudioContext || window.webkitAudioContext;
       if (AC) {
