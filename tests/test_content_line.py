@@ -263,3 +263,25 @@ def test_an_operator_account_cannot_use_the_line(twilio, db) -> None:
 def test_weak_pins_are_refused(pin: str, reason: str) -> None:
     with pytest.raises(content_line.PinError, match=reason):
         content_line.check_new_pin(pin, STAFF_PHONE)
+
+
+def test_set_pin_command_sets_a_pin_the_line_accepts(twilio, db, settings) -> None:
+    from click.testing import CliRunner
+
+    from hotline.cli import cli
+    from tests.test_accounts import env_for
+
+    staff_service.create(db, "rec@ngo.example", Role.CONTENT, "a long password 1", phone=STAFF_PHONE)
+    staff_service.create(db, "lawyer@ngo.example", Role.LAWYER, "a long password 1", phone="+85512340002")
+    db.commit()
+    env = env_for(settings)
+    weak = CliRunner().invoke(cli, ["staff", "set-pin", "rec@ngo.example", "--pin", "111111"], env=env)
+    assert weak.exit_code == 1 and "too easy" in weak.output
+    lawyer = CliRunner().invoke(cli, ["staff", "set-pin", "lawyer@ngo.example", "--pin", "482915"], env=env)
+    assert lawyer.exit_code == 1 and "only content and admin accounts record" in lawyer.output
+    ok = CliRunner().invoke(cli, ["staff", "set-pin", "rec@ngo.example", "--pin", PIN], env=env)
+    assert ok.exit_code == 0, ok.output
+    phone = Phone(twilio)
+    phone.post("/twilio/voice/content")
+    phone.press(PIN)
+    assert "To record in Khmer" in phone.say()

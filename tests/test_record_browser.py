@@ -98,7 +98,8 @@ def test_record_a_khmer_prompt_keep_publish_and_the_simulator_plays_it(live_serv
     page.wait_for_selector('#transcript li.played[data-name="km/choose_language"]', state="attached")
     page.locator('.key[data-key="1"]:not([disabled])').click()
     page.wait_for_selector('#transcript li.played[data-name^="km/main_menu"]', state="attached")
-    page.wait_for_function("() => performance.getEntriesByType('resource').some(e => e.name.includes('/audio/km/main_menu'))")
+    page.wait_for_function("() => performance.getEntriesByType('resource')"
+                           ".some(e => e.name.includes('/audio/km/main_menu'))")
     assert any(f"/audio/km/main_menu.{sha}.mp3" in url for url in fetched), fetched
     served = page.request.get(f"{base}/audio/km/main_menu.{sha}.mp3")
     assert served.ok and hashlib.sha256(served.body()).hexdigest() == sha

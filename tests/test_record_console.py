@@ -154,3 +154,12 @@ def test_staff_set_their_phone_pin_with_their_password(client, db, recorder) -> 
     row = db.get(StaffPin, recorder.id)
     assert row is not None and "482915" not in row.pin_hash and row.pin_hash.startswith("$argon2")
     assert "content_line.pin_set" in list(db.scalars(sa.select(AuditEvent.action)))
+
+
+def test_the_numbered_script_matches_the_numbers_the_content_line_says(client, db, recorder) -> None:
+    html = client.get("/staff/content/script/km").get_data(as_text=True)
+    ids = content.prompt_ids(db, content.draft(db))
+    rows = re.findall(r'<tr data-prompt="([^"]+)"><th scope="row">(\d+)</th>', html)
+    assert [(pid, int(n)) for pid, n in rows] == [(pid, i) for i, pid in enumerate(ids, start=1)]
+    assert '<td lang="km">' in html
+    assert client.get("/staff/content/script/lo").status_code == 404

@@ -76,6 +76,14 @@ RECORD_EN = {
                      "sounds harsh.",
     "rec_take_quiet": "That take is very quiet: check the microphone, or move closer.",
     "rec_saving": "Checking and saving ...",
+    "rec_script": "The script in {language}, numbered as the content line says them",
+    "rec_script_link": "Print the numbered script",
+    "rec_number": "No.",
+    "rec_prompt": "Prompt",
+    "rec_words": "Words",
+    "rec_state": "Recording",
+    "rec_recorded": "recorded",
+    "rec_to_record": "to record",
 }
 RECORD_KM = {
     "rec_title": "ថតសារលេខ {n}៖ {prompt} ({language})",
@@ -118,6 +126,14 @@ RECORD_KM = {
     "rec_take_loud": "ការថតនេះខ្លាំងពេក៖ សូមស្តាប់ ហើយថតម្តងទៀតឱ្យឆ្ងាយពីមីក្រូហ្វូន ប្រសិនបើវាស្តាប់ទៅខូច។",
     "rec_take_quiet": "ការថតនេះស្ងាត់ណាស់៖ សូមពិនិត្យមីក្រូហ្វូន ឬនៅឱ្យជិតជាងនេះ។",
     "rec_saving": "កំពុងពិនិត្យ និងរក្សាទុក ...",
+    "rec_script": "អត្ថបទជាភាសា{language} មានលេខតាមខ្សែខ្លឹមសារ",
+    "rec_script_link": "បោះពុម្ពអត្ថបទដែលមានលេខ",
+    "rec_number": "លេខ",
+    "rec_prompt": "សារ",
+    "rec_words": "ពាក្យ",
+    "rec_state": "ការថត",
+    "rec_recorded": "បានថត",
+    "rec_to_record": "ត្រូវថត",
 }
 EN.update(RECORD_EN)
 KM.update(RECORD_KM)
@@ -225,6 +241,22 @@ def record_upload(prompt_id: str, lang: str) -> Any:
     flash(t("rec_kept", _lang(), seconds=f"{made.seconds:.1f}", lufs=f"{made.input_lufs:.0f}",
             target=f"{made.output_lufs:.0f}"), "ok")
     return redirect(url_for("staff.record", prompt_id=prompt_id, lang=lang))
+
+
+@staff_bp.get("/content/script/<lang>")
+@staff_required(roles=ROLES)
+def record_script(lang: str) -> Any:
+    """The numbered script of one language, to print: the numbers the content line says."""
+    s = session()
+    d = content.draft(s, me().id)
+    if lang not in content.languages(s, d):
+        abort(404)
+    rows = []
+    for n, pid in enumerate(content.prompt_ids(s, d), start=1):
+        cell = content.cell(s, pid, lang, d)
+        rows.append((n, cell))
+    s.commit()  # the draft, if this request started it
+    return render_template("staff/record_script.html", rows=rows, lang=lang, language=LANGUAGE_NAMES.get(lang, lang))
 
 
 @staff_bp.post("/content/phone-pin")
