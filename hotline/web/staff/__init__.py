@@ -4,7 +4,7 @@
 each page module imports from `base` and adds its routes. Importing the package registers them all.
 """
 
-from hotline.web.staff import admin, auth, cases, reports  # noqa: F401  (routes)
+from hotline.web.staff import admin, auth, cases, content, reports  # noqa: F401  (routes)
 from hotline.web.staff.base import (
     IP_LIMIT,
     LOCK_AFTER,
