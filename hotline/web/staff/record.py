@@ -198,13 +198,13 @@ def _back_url(lang: str) -> str:
 def _upload_limit() -> None:
     """A recording is bigger than a form: this one route reads up to MAX_UPLOAD_BYTES (before the
     CSRF check parses the body); everything else keeps the app's 2 MB."""
-    if request.endpoint == "staff.record_upload":
+    if request.endpoint == "staff.content_record_upload":
         request.max_content_length = MAX_UPLOAD_BYTES + 64 * 1024
 
 
 @staff_bp.errorhandler(RequestEntityTooLarge)
 def _too_large(_exc: Exception) -> Any:
-    if request.endpoint == "staff.record_upload" and request.view_args:
+    if request.endpoint == "staff.content_record_upload" and request.view_args:
         return _page(request.view_args["prompt_id"], request.view_args["lang"], status=413,
                      error=t("rec_too_large", _lang(), mb=MAX_UPLOAD_BYTES // (1024 * 1024)))
     return "Request too large", 413
@@ -212,13 +212,13 @@ def _too_large(_exc: Exception) -> Any:
 
 @staff_bp.get("/content/<prompt_id>/<lang>/record")
 @staff_required(roles=ROLES)
-def record(prompt_id: str, lang: str) -> Any:
+def content_record(prompt_id: str, lang: str) -> Any:
     return _page(prompt_id, lang)
 
 
 @staff_bp.post("/content/<prompt_id>/<lang>/record")
 @staff_required(roles=ROLES)
-def record_upload(prompt_id: str, lang: str) -> Any:
+def content_record_upload(prompt_id: str, lang: str) -> Any:
     """A take from the recorder or a file: through the pipeline into the draft, or refused with the reason."""
     cell, _number = _cell(prompt_id, lang)
     upload = request.files.get("audio")
@@ -240,12 +240,12 @@ def record_upload(prompt_id: str, lang: str) -> Any:
     made = stored.made
     flash(t("rec_kept", _lang(), seconds=f"{made.seconds:.1f}", lufs=f"{made.input_lufs:.0f}",
             target=f"{made.output_lufs:.0f}"), "ok")
-    return redirect(url_for("staff.record", prompt_id=prompt_id, lang=lang))
+    return redirect(url_for("staff.content_record", prompt_id=prompt_id, lang=lang))
 
 
 @staff_bp.get("/content/script/<lang>")
 @staff_required(roles=ROLES)
-def record_script(lang: str) -> Any:
+def content_record_script(lang: str) -> Any:
     """The numbered script of one language, to print: the numbers the content line says."""
     s = session()
     d = content.draft(s, me().id)
@@ -261,7 +261,7 @@ def record_script(lang: str) -> Any:
 
 @staff_bp.post("/content/phone-pin")
 @staff_required(roles=ROLES)
-def phone_pin() -> Any:
+def content_phone_pin() -> Any:
     """Set my content-line PIN; my console password is asked, as for any change of credentials."""
     back_prompt, back_lang = request.form.get("prompt", ""), request.form.get("lang", "")
     lang, user, s = _lang(), me().user, session()
@@ -284,4 +284,4 @@ def phone_pin() -> Any:
     audit("content_line.pin_set", "staff", user.id, via="console")
     s.commit()
     flash(t("rec_pin_saved", lang), "ok")
-    return redirect(url_for("staff.record", prompt_id=back_prompt, lang=back_lang) + "#phone")
+    return redirect(url_for("staff.content_record", prompt_id=back_prompt, lang=back_lang) + "#phone")
