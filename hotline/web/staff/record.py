@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask_login import current_user
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.routing import BuildError
 
 from hotline.audio_tools import MAX_SECONDS, AudioError
@@ -23,7 +24,7 @@ from hotline.models import Role
 from hotline.services import content, content_line
 from hotline.services import staff as staff_service
 from hotline.services.takes import MAX_UPLOAD_BYTES, put_take
-from hotline.web import session
+from hotline.web import UPLOAD_LIMITS, session
 from hotline.web.staff.base import _lang, audit, client_ip, me, staff_required
 from hotline.web.staff.base import bp as staff_bp
 from hotline.web.staff.i18n import EN, KM, t
@@ -194,20 +195,22 @@ def _back_url(lang: str) -> str:
         return url_for("staff.queue")
 
 
-@staff_bp.before_app_request
-def _upload_limit() -> None:
-    """A recording is bigger than a form: this one route reads up to MAX_UPLOAD_BYTES (before the
-    CSRF check parses the body); everything else keeps the app's 2 MB."""
-    if request.endpoint == "staff.content_record_upload":
-        request.max_content_length = MAX_UPLOAD_BYTES + 64 * 1024
+# A recording is bigger than a form: this one route reads up to MAX_UPLOAD_BYTES (and the form's
+# few fields); everything else keeps the app's 2 MB.
+UPLOAD_LIMITS["staff.content_record_upload"] = MAX_UPLOAD_BYTES + 64 * 1024
 
 
 @staff_bp.errorhandler(RequestEntityTooLarge)
-def _too_large(_exc: Exception) -> Any:
-    if request.endpoint == "staff.content_record_upload" and request.view_args:
-        return _page(request.view_args["prompt_id"], request.view_args["lang"], status=413,
-                     error=t("rec_too_large", _lang(), mb=MAX_UPLOAD_BYTES // (1024 * 1024)))
-    return "Request too large", 413
+def _too_large(exc: RequestEntityTooLarge) -> Any:
+    """Too large a file: said on the recording page, next to the file field."""
+    args = request.view_args or {}
+    if request.endpoint == "staff.content_record_upload" and current_user.is_authenticated:
+        try:
+            return _page(args.get("prompt_id", ""), args.get("lang", ""), status=413,
+                         error=t("rec_too_large", _lang(), mb=MAX_UPLOAD_BYTES // (1024 * 1024)))
+        except NotFound:
+            pass
+    return exc
 
 
 @staff_bp.get("/content/<prompt_id>/<lang>/record")
