@@ -136,8 +136,9 @@ def check_usable(samples: array.array[int], rate: int, input_seconds: float = 0.
     if peak < SILENT_PEAK_DBFS:
         loudest = "no sound at all" if peak == -math.inf else f"the loudest moment is {peak:.0f} dBFS"
         raise AudioError(f"silent: {loudest}; check the microphone and record again, closer to it", "silent")
-    # array.count runs in C: four counts over 3 minutes of samples take milliseconds.
-    clipped = sum(samples.count(v) for v in (32767, 32766, -32768, -32767))
+    # Only a take that reaches full scale can be clipped; array.count runs in C for the rest.
+    top, bottom = max(samples), min(samples)
+    clipped = 0 if top < 32766 and bottom > -32767 else sum(samples.count(v) for v in (32767, 32766, -32768, -32767))
     if clipped / len(samples) > CLIPPED_SHARE:
         raise AudioError(f"clipped: {100 * clipped / len(samples):.1f}% of the sound is at full volume, so it "
                          "will sound distorted; record again a little further from the microphone", "clipped")
