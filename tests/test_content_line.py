@@ -176,6 +176,14 @@ def test_a_silent_take_is_refused_and_the_reason_is_said_at_the_next_prompt(twil
     assert f"Prompt {ids.index(pid) + 1} was not kept: silent:" in phone.say()
     phone.post(phone.doc.find(".//Gather").get("action"), Digits="2")  # hear the current one again
     assert "was not kept" not in phone.say()  # said once
+    # The prompt's recording page shows the refusal too.
+    from tests.test_console import login
+
+    staff_service.create(db, "admin@ngo.example", Role.ADMIN, "a long password 1")
+    db.commit()
+    login(twilio.client, "admin@ngo.example", "a long password 1")
+    html = twilio.client.get(f"/staff/content/{pid}/km/record").get_data(as_text=True)
+    assert '<li data-status="refused">' in html and "refused: silent:" in html
 
 
 def test_three_wrong_pins_end_the_call(twilio, db, recorder) -> None:

@@ -217,6 +217,13 @@ def unreported_refusals(session: Session, call: ContentCall, since_id: int) -> l
         PhoneTake.status.in_(("refused", "failed"))).order_by(PhoneTake.id)))
 
 
+def recent_takes(session: Session, prompt_id: str, lang: str, limit: int = 5) -> list[PhoneTake]:
+    """The latest phone takes of one cell, with what became of them (shown on its recording page)."""
+    return list(session.scalars(sa.select(PhoneTake).where(PhoneTake.prompt_id == prompt_id, PhoneTake.lang == lang,
+                                                           PhoneTake.status != "discarded")
+                                .order_by(PhoneTake.id.desc()).limit(limit)))
+
+
 def end_call(session: Session, call_sid: str) -> None:
     call = session.scalar(sa.select(ContentCall).where(ContentCall.call_sid == call_sid))
     if call is not None and call.ended_at is None:

@@ -85,6 +85,12 @@ RECORD_EN = {
     "rec_state": "Recording",
     "rec_recorded": "recorded",
     "rec_to_record": "to record",
+    "rec_phone_takes": "Recorded by phone",
+    "rec_take_recorded": "not kept",
+    "rec_take_kept": "kept, being checked",
+    "rec_take_stored": "in the draft",
+    "rec_take_refused": "refused",
+    "rec_take_failed": "not received",
 }
 RECORD_KM = {
     "rec_title": "ថតសារលេខ {n}៖ {prompt} ({language})",
@@ -135,6 +141,12 @@ RECORD_KM = {
     "rec_state": "ការថត",
     "rec_recorded": "បានថត",
     "rec_to_record": "ត្រូវថត",
+    "rec_phone_takes": "បានថតតាមទូរស័ព្ទ",
+    "rec_take_recorded": "មិនបានរក្សាទុក",
+    "rec_take_kept": "បានរក្សាទុក កំពុងពិនិត្យ",
+    "rec_take_stored": "នៅក្នុងសេចក្តីព្រាង",
+    "rec_take_refused": "ត្រូវបានបដិសេធ",
+    "rec_take_failed": "មិនបានទទួល",
 }
 EN.update(RECORD_EN)
 KM.update(RECORD_KM)
@@ -185,7 +197,8 @@ def _page(prompt_id: str, lang: str, *, error: str | None = None, pin_error: str
     return render_template("staff/record.html", cell=cell, number=number, language=LANGUAGE_NAMES.get(lang, lang),
                            now_url=now_url, now_text=now_text, error=error, pin_error=pin_error,
                            max_clock=_clock(MAX_SECONDS), max_seconds=MAX_SECONDS,
-                           has_pin=content_line.has_pin(session(), me().id), back_url=_back_url(lang)), status
+                           has_pin=content_line.has_pin(session(), me().id), back_url=_back_url(lang),
+                           phone_takes=content_line.recent_takes(session(), cell.prompt_id, lang)), status
 
 
 def _back_url(lang: str) -> str:
