@@ -365,3 +365,50 @@ def test_a_publish_reaches_a_second_web_process_without_a_restart(db, settings, 
         proc.terminate()
         proc.wait(timeout=10)
 
+
+
+# -- the simulator's draft toggle and the command line ---------------------------------------------------
+
+def test_simulator_plays_the_draft_only_when_asked(db, client, store) -> None:
+    from tests.test_simulator import csrf
+
+    take = content.add_take(db, store, prompt_id="choose_language", language="km", audio=FAKE_MP3,
+                            duration_ms=3000, source="browser", staff_id=None)
+    db.commit()
+    headers = csrf(client)
+
+    def first_plays(query: str) -> list[str]:
+        data = client.post("/simulator/api/calls" + query, json={"from": "+85516555123"}, headers=headers).get_json()
+        return [e["src"] for e in data["events"] if e["kind"] == "play"]
+
+    assert not any(take.sha256 in src for src in first_plays(""))
+    draft_plays = first_plays("?draft=1")
+    assert f"/audio/km/choose_language.{take.sha256}.mp3" in draft_plays
+    assert client.get(draft_plays[draft_plays.index(f"/audio/km/choose_language.{take.sha256}.mp3")]).data == FAKE_MP3
+    # Nothing was published: a real caller still hears the starter set.
+    assert content.latest(db) is None
+
+
+def test_cli_import_publishes_and_export_writes_the_folder(settings, monkeypatch, db, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from hotline.cli import cli
+
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("HOTLINE_INSTANCE", str(settings.instance_path))
+    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
+    result = CliRunner().invoke(cli, ["content", "import", str(ROOT), "--note", "starter set"])
+    assert result.exit_code == 0, result.output
+    assert "Published as version 1." in result.output
+    result = CliRunner().invoke(cli, ["content", "export", str(tmp_path / "dump")])
+    assert result.exit_code == 0, result.output
+    assert load_script(tmp_path / "dump" / "ivr_scripts" / "voice") == load_script(ROOT / "ivr_scripts" / "voice")
+    assert (tmp_path / "dump" / "audio" / "manifest.json").is_file()
+    bad = tmp_path / "bad"
+    CliRunner().invoke(cli, ["content", "export", str(bad)])
+    menu = bad / "ivr_scripts" / "voice" / "menu.yaml"
+    menu.write_text(menu.read_text(encoding="utf-8").replace("start: language", "start: nowhere"), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["content", "import", str(bad)])
+    assert result.exit_code != 0 and "unknown target 'nowhere'" in result.output
+    db.expire_all()
+    assert content.latest(db).number == 1
