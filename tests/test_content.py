@@ -412,3 +412,32 @@ def test_cli_import_publishes_and_export_writes_the_folder(settings, monkeypatch
     assert result.exit_code != 0 and "unknown target 'nowhere'" in result.output
     db.expire_all()
     assert content.latest(db).number == 1
+
+
+
+def test_the_version_is_checked_at_most_once_per_interval_and_never_goes_back(db, res, store) -> None:
+    from hotline.menus import keywords
+
+    opened = []
+
+    def sessions():  # type: ignore[no-untyped-def]
+        opened.append(1)
+        return res.db.Session()
+
+    clock = [100.0]
+    starter = content.Snapshot(0, 0, load_script(ROOT / "ivr_scripts" / "voice"),
+                               keywords.load(ROOT / "ivr_scripts" / "sms"))
+    lv = content.ContentLive(starter, sessions, res.redis, interval=2.0, clock=lambda: clock[0])
+    assert lv.published().number == 0 and len(opened) == 1  # no key in Redis yet: the database, once
+    for _ in range(1000):
+        lv.published()
+    assert len(opened) == 1  # within the interval: neither Redis nor the database
+    v = content.import_tree(db, ROOT, store)
+    db.commit()
+    content.announce_number(res.redis, v.number)
+    clock[0] += 2.5
+    assert lv.refresh().number == 1
+    opened.clear()
+    res.redis().set(content.REDIS_KEY, 0)  # a stale key (written before the publish): ignored
+    clock[0] += 2.5
+    assert lv.published().number == 1 and opened == []  # Redis answered; nothing loaded

@@ -36,6 +36,7 @@ def register(cli: click.Group) -> None:
             db = Database(s.database_url)
             try:
                 with db.Session() as session:
+                    v: ContentVersion | None
                     if draft:
                         v = content.draft(session)
                     elif number is not None:
