@@ -441,3 +441,28 @@ def test_the_version_is_checked_at_most_once_per_interval_and_never_goes_back(db
     res.redis().set(content.REDIS_KEY, 0)  # a stale key (written before the publish): ignored
     clock[0] += 2.5
     assert lv.published().number == 1 and opened == []  # Redis answered; nothing loaded
+
+
+def test_review_states_show_who_reviewed_and_a_change_needs_review_again(db, client, editor, store) -> None:
+    take = content.add_take(db, store, prompt_id="main_menu", language="km", audio=FAKE_MP3, duration_ms=3000,
+                            source="phone", staff_id=editor.id)
+    db.commit()
+    token = _csrf(client, "/staff/content")
+    for kind in ("text", "audio"):
+        resp = client.post("/staff/content/review", data={"csrf_token": token, "kind": kind, "key": "main_menu",
+                                                         "lang": "km", "state": "reviewed"})
+        assert resp.status_code == 302
+    db.expire_all()
+    assert db.get(type(take), take.id).review == ContentReview.REVIEWED
+    assert db.get(type(take), take.id).reviewed_by_id == editor.id
+    html = client.get("/staff/content?lang=km&kind=text").get_data(as_text=True)
+    cell = html[html.index('id="text-main_menu"'):]
+    cell = cell[:cell.index("</tr>")]
+    assert "reviewed by Sophea" in cell and "unreviewed" not in cell
+    it = content.item(db, content.draft(db), "text", "main_menu", "km")
+    content.edit(db, kind="text", key="main_menu", lang="km", value=it.value + " ។", revision=it.revision,
+                 staff_id=editor.id)
+    db.commit()
+    assert content.item(db, content.draft(db), "text", "main_menu", "km").review == ContentReview.NEEDS_REVIEW
+    reviews = db.scalars(sa.select(AuditEvent).where(AuditEvent.action == "content.review")).all()
+    assert len(reviews) == 2 and all(r.staff_id == editor.id for r in reviews)

@@ -8,7 +8,7 @@ publish landing mid-request cannot mix two versions in one answer.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, has_request_context, request
 
 from hotline.resources import resources_of
 from hotline.services import content
@@ -39,7 +39,7 @@ def snapshot() -> content.Snapshot:
     snap = g.get("content_snapshot")
     if snap is None:
         lv = live()
-        if request.environ.get(DRAFT_ENVIRON):
+        if has_request_context() and request.environ.get(DRAFT_ENVIRON):
             from hotline.web import session
 
             snap = lv.draft(session())
