@@ -185,7 +185,8 @@ def draft(session: Session, staff_id: int | None = None, *, starter: Path | None
             if base is not None:
                 _copy_items(session, base.id, new.id)
             else:
-                _load_items(session, new, _read_tree(starter or repo_root()), store=None, staff_id=staff_id)
+                # Nobody changed these yet: the rows name no editor (the draft row says who started it).
+                _load_items(session, new, _read_tree(starter or repo_root()), store=None, staff_id=None)
     except IntegrityError:
         found = find_draft(session)
         assert found is not None
@@ -441,7 +442,8 @@ def _load_items(session: Session, version: ContentVersion, tree: Tree, *, store:
                      "revision": 1})
 
     order = 0
-    for path, text in tree.files.items():
+    # prompts.yaml (the menus' own prompts) first: the matrix follows this order.
+    for path, text in sorted(tree.files.items(), key=lambda kv: (kv[0] != f"{VOICE}/prompts.yaml", kv[0])):
         folder, _, name = path.rpartition("/")
         if folder == VOICE and name == MENU_FILE:
             menu = _yaml(text, path)
