@@ -10,6 +10,9 @@ from tests.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "correct horse battery"
+# What sticks out past a phone's width (named in the failure message).
+WIDE = """Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > 391)
+  .slice(0, 5).map(e => e.tagName + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().right))"""
 
 
 def _login(page, base: str) -> None:
@@ -34,6 +37,13 @@ def test_content_staff_edit_a_khmer_reply_with_a_live_part_count_and_publish(liv
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "content-matrix-km.png"))
 
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the table scrolls inside its box
+    for path in ("/staff/content?lang=km", "/staff/content/menu", "/staff/content/versions",
+                 "/staff/content/edit/reply/unknown/km", "/staff/content/menu/main"):
+        page.goto(base + path)
+        wide = page.evaluate(WIDE)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 391, (path, wide)
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(base + "/staff/content/edit/reply/unknown/km")
     box = page.locator("#value")
     box.fill("ផ្ញើ HELP ។")
