@@ -77,6 +77,7 @@ class Settings:
     recordings_delete_remote: bool = False
     recordings_dir: Path | None = None  # None: <instance>/recordings
     content_dir: Path | None = None  # the content studio's recordings (by sha256); None: <instance>/content
+    content_check_seconds: int = 2  # how often a process asks which content version is published
     # Recordings, bodies, numbers and closed cases' notes older than this many days are purged; None: never.
     retention_days: int | None = 365
     # Reports show counts from 1 to report_min_cell - 1 as "<N" (small-cell suppression).
@@ -380,6 +381,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     delete_remote = _bool(env, "RECORDINGS_DELETE_REMOTE", False, errors)
     recordings_dir = _read(env, "RECORDINGS_DIR")
     content_dir = _read(env, "CONTENT_DIR")
+    content_check = _int(env, "CONTENT_CHECK_SECONDS", 2, 1, errors)
     retention_days = _int(env, "RETENTION_DAYS", 365, 0, errors) or None  # 0: keep everything
     report_min_cell = _int(env, "REPORT_MIN_CELL", 5, 1, errors)
     worker_tick = _int(env, "WORKER_TICK_SECONDS", 15, 1, errors)
@@ -415,6 +417,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recordings_delete_remote=delete_remote,
         recordings_dir=Path(recordings_dir).resolve() if recordings_dir else None,
         content_dir=Path(content_dir).resolve() if content_dir else None,
+        content_check_seconds=content_check,
         retention_days=retention_days,
         report_min_cell=report_min_cell,
         worker_tick_seconds=worker_tick,

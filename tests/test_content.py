@@ -365,3 +365,104 @@ def test_a_publish_reaches_a_second_web_process_without_a_restart(db, settings, 
         proc.terminate()
         proc.wait(timeout=10)
 
+
+
+# -- the simulator's draft toggle and the command line ---------------------------------------------------
+
+def test_simulator_plays_the_draft_only_when_asked(db, client, store) -> None:
+    from tests.test_simulator import csrf
+
+    take = content.add_take(db, store, prompt_id="choose_language", language="km", audio=FAKE_MP3,
+                            duration_ms=3000, source="browser", staff_id=None)
+    db.commit()
+    headers = csrf(client)
+
+    def first_plays(query: str) -> list[str]:
+        data = client.post("/simulator/api/calls" + query, json={"from": "+85516555123"}, headers=headers).get_json()
+        return [e["src"] for e in data["events"] if e["kind"] == "play"]
+
+    assert not any(take.sha256 in src for src in first_plays(""))
+    draft_plays = first_plays("?draft=1")
+    assert f"/audio/km/choose_language.{take.sha256}.mp3" in draft_plays
+    assert client.get(draft_plays[draft_plays.index(f"/audio/km/choose_language.{take.sha256}.mp3")]).data == FAKE_MP3
+    # Nothing was published: a real caller still hears the starter set.
+    assert content.latest(db) is None
+
+
+def test_cli_import_publishes_and_export_writes_the_folder(settings, monkeypatch, db, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from hotline.cli import cli
+
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("HOTLINE_INSTANCE", str(settings.instance_path))
+    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
+    result = CliRunner().invoke(cli, ["content", "import", str(ROOT), "--note", "starter set"])
+    assert result.exit_code == 0, result.output
+    assert "Published as version 1." in result.output
+    result = CliRunner().invoke(cli, ["content", "export", str(tmp_path / "dump")])
+    assert result.exit_code == 0, result.output
+    assert load_script(tmp_path / "dump" / "ivr_scripts" / "voice") == load_script(ROOT / "ivr_scripts" / "voice")
+    assert (tmp_path / "dump" / "audio" / "manifest.json").is_file()
+    bad = tmp_path / "bad"
+    CliRunner().invoke(cli, ["content", "export", str(bad)])
+    menu = bad / "ivr_scripts" / "voice" / "menu.yaml"
+    menu.write_text(menu.read_text(encoding="utf-8").replace("start: language", "start: nowhere"), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["content", "import", str(bad)])
+    assert result.exit_code != 0 and "unknown target 'nowhere'" in result.output
+    db.expire_all()
+    assert content.latest(db).number == 1
+
+
+
+def test_the_version_is_checked_at_most_once_per_interval_and_never_goes_back(db, res, store) -> None:
+    from hotline.menus import keywords
+
+    opened = []
+
+    def sessions():  # type: ignore[no-untyped-def]
+        opened.append(1)
+        return res.db.Session()
+
+    clock = [100.0]
+    starter = content.Snapshot(0, 0, load_script(ROOT / "ivr_scripts" / "voice"),
+                               keywords.load(ROOT / "ivr_scripts" / "sms"))
+    lv = content.ContentLive(starter, sessions, res.redis, interval=2.0, clock=lambda: clock[0])
+    assert lv.published().number == 0 and len(opened) == 1  # no key in Redis yet: the database, once
+    for _ in range(1000):
+        lv.published()
+    assert len(opened) == 1  # within the interval: neither Redis nor the database
+    v = content.import_tree(db, ROOT, store)
+    db.commit()
+    content.announce_number(res.redis, v.number)
+    clock[0] += 2.5
+    assert lv.refresh().number == 1
+    opened.clear()
+    res.redis().set(content.REDIS_KEY, 0)  # a stale key (written before the publish): ignored
+    clock[0] += 2.5
+    assert lv.published().number == 1 and opened == []  # Redis answered; nothing loaded
+
+
+def test_review_states_show_who_reviewed_and_a_change_needs_review_again(db, client, editor, store) -> None:
+    take = content.add_take(db, store, prompt_id="main_menu", language="km", audio=FAKE_MP3, duration_ms=3000,
+                            source="phone", staff_id=editor.id)
+    db.commit()
+    token = _csrf(client, "/staff/content")
+    for kind in ("text", "audio"):
+        resp = client.post("/staff/content/review", data={"csrf_token": token, "kind": kind, "key": "main_menu",
+                                                         "lang": "km", "state": "reviewed"})
+        assert resp.status_code == 302
+    db.expire_all()
+    assert db.get(type(take), take.id).review == ContentReview.REVIEWED
+    assert db.get(type(take), take.id).reviewed_by_id == editor.id
+    html = client.get("/staff/content?lang=km&kind=text").get_data(as_text=True)
+    cell = html[html.index('id="text-main_menu"'):]
+    cell = cell[:cell.index("</tr>")]
+    assert "reviewed by Sophea" in cell and "unreviewed" not in cell
+    it = content.item(db, content.draft(db), "text", "main_menu", "km")
+    content.edit(db, kind="text", key="main_menu", lang="km", value=it.value + " ។", revision=it.revision,
+                 staff_id=editor.id)
+    db.commit()
+    assert content.item(db, content.draft(db), "text", "main_menu", "km").review == ContentReview.NEEDS_REVIEW
+    reviews = db.scalars(sa.select(AuditEvent).where(AuditEvent.action == "content.review")).all()
+    assert len(reviews) == 2 and all(r.staff_id == editor.id for r in reviews)

@@ -185,7 +185,8 @@ def draft(session: Session, staff_id: int | None = None, *, starter: Path | None
             if base is not None:
                 _copy_items(session, base.id, new.id)
             else:
-                _load_items(session, new, _read_tree(starter or repo_root()), store=None, staff_id=staff_id)
+                # Nobody changed these yet: the rows name no editor (the draft row says who started it).
+                _load_items(session, new, _read_tree(starter or repo_root()), store=None, staff_id=None)
     except IntegrityError:
         found = find_draft(session)
         assert found is not None
@@ -441,7 +442,8 @@ def _load_items(session: Session, version: ContentVersion, tree: Tree, *, store:
                      "revision": 1})
 
     order = 0
-    for path, text in tree.files.items():
+    # prompts.yaml (the menus' own prompts) first: the matrix follows this order.
+    for path, text in sorted(tree.files.items(), key=lambda kv: (kv[0] != f"{VOICE}/prompts.yaml", kv[0])):
         folder, _, name = path.rpartition("/")
         if folder == VOICE and name == MENU_FILE:
             menu = _yaml(text, path)
@@ -877,8 +879,9 @@ class ContentLive:
 
     `published()` is called on every voice step and SMS: it costs a clock read, and at most once
     every `interval` seconds a Redis GET (REDIS_KEY; one SELECT when the key is missing or Redis is
-    away). A new number loads that version once (the loaders, ~0.1-0.3 s) in the thread that saw
-    it; other threads keep serving the previous snapshot meanwhile, never a half-built one.
+    away). A new number is loaded once, in a background thread (the loaders take 0.3-1.5 s); until
+    it is ready every request keeps the previous snapshot, never a half-built one. A version that
+    fails to load is logged and not retried until the next number (or `refresh()`).
     """
 
     def __init__(self, starter: Snapshot, session_factory: Callable[[], Session],
@@ -896,7 +899,7 @@ class ContentLive:
         self._draft_key: tuple[int, int] | None = None
         self.failed: int | None = None  # a published number that did not load (logged; retried)
 
-    def published(self) -> Snapshot:
+    def published(self, *, wait: bool = False) -> Snapshot:
         now = self.clock()
         if now - self._checked < self.interval:
             return self.current
@@ -907,12 +910,21 @@ class ContentLive:
             log.exception("content version check failed; serving version %s", self.current.number)
             return self.current
         # Numbers only grow (a rollback publishes a new one): a smaller one is a stale key, ignored.
-        if number > self.current.number and self._loading.acquire(blocking=False):
-            try:
-                self._load(number)
-            finally:
-                self._loading.release()
+        if number > self.current.number and number != self.failed and self._loading.acquire(blocking=False):
+            if wait:
+                self._load_and_release(number)
+            else:
+                # A load takes 0.3-1.5 s: no caller waits for it; this request and the next ones
+                # keep the previous version until the new one is ready.
+                threading.Thread(target=self._load_and_release, args=(number,), daemon=True,
+                                 name=f"content-load-{number}").start()
         return self.current
+
+    def _load_and_release(self, number: int) -> None:
+        try:
+            self._load(number)
+        finally:
+            self._loading.release()
 
     def _number(self) -> int:
         if self.redis is not None:
@@ -951,9 +963,12 @@ class ContentLive:
                           number, self.current.number)
 
     def refresh(self) -> Snapshot:
-        """Check now (after this process published, or in tests)."""
+        """Check now and load a new version before returning (after this process published, in tests)."""
         self._checked = float("-inf")
-        return self.published()
+        self.failed = None
+        with self._loading:  # a background load under way: wait for it
+            pass
+        return self.published(wait=True)
 
     def draft(self, session: Session) -> Snapshot:
         """The draft as it would play (the simulator's draft toggle); cached by (draft id, revision).

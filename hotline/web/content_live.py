@@ -8,9 +8,7 @@ publish landing mid-request cannot mix two versions in one answer.
 
 from __future__ import annotations
 
-import os
-
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, has_request_context, request
 
 from hotline.resources import resources_of
 from hotline.services import content
@@ -31,7 +29,7 @@ def live(app: Flask | None = None) -> content.ContentLive:
 
     res = resources_of(app)
     starter = content.Snapshot(0, 0, starter_script(app), starter_keywords(app))
-    interval = float(app.config.get("CONTENT_CHECK_SECONDS", os.environ.get("CONTENT_CHECK_SECONDS", 2.0)))
+    interval = float(app.config.get("CONTENT_CHECK_SECONDS") or res.settings.content_check_seconds)
     made = content.ContentLive(starter, res.db.Session, res.redis, interval=interval)
     return app.extensions.setdefault(_EXT, made)  # type: ignore[no-any-return]
 
@@ -41,7 +39,7 @@ def snapshot() -> content.Snapshot:
     snap = g.get("content_snapshot")
     if snap is None:
         lv = live()
-        if request.environ.get(DRAFT_ENVIRON):
+        if has_request_context() and request.environ.get(DRAFT_ENVIRON):
             from hotline.web import session
 
             snap = lv.draft(session())
