@@ -158,3 +158,26 @@ def test_audio_check_prints_the_matrix(tmp_path: Path, audio_dir: Path) -> None:
     shipped = CliRunner().invoke(cli, ["audio", "check"])
     assert shipped.exit_code == 0, shipped.output
     assert shipped.output.rstrip().endswith("117 placeholder")
+
+
+def test_audio_import_into_the_draft_uses_the_pipeline_and_review(tmp_path: Path, settings, db) -> None:
+    from hotline.services import content
+    from tests.test_accounts import env_for
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_wav(src / "goodbye.wav", tone(1.0, 0.05, lead=1.0, trail=1.0))
+    write_wav(src / "main_menu.wav", [0.0] * 22050)
+    write_wav(src / "no_such_prompt.wav", tone(0.6, 0.3))
+    result = CliRunner().invoke(cli, ["audio", "import", str(src), "--lang", "km", "--draft"], env=env_for(settings))
+    assert result.exit_code == 1
+    assert "imported km/goodbye.mp3" in result.stdout and "into the draft" in result.stdout
+    assert "refused main_menu.wav: silent:" in result.stderr
+    assert "refused no_such_prompt.wav: 'no_such_prompt' is not a prompt" in result.stderr
+    db.expire_all()
+    take = content.cell(db, "goodbye", "km").take
+    assert take is not None and take.source == "import" and str(take.review) == "needs_review"
+    assert content.cell(db, "main_menu", "km").take is None
+    assert content.store_for(settings).exists(take.sha256)
+    starter = hashlib.sha256((ROOT / "audio" / "km" / "goodbye.mp3").read_bytes()).hexdigest()
+    assert starter == load_manifest(ROOT / "audio")["prompts"]["km"]["goodbye"]["sha256"] != take.sha256
