@@ -52,6 +52,7 @@ def test_record_a_khmer_prompt_keep_publish_and_the_simulator_plays_it(live_serv
     with db.Session() as s:
         staff_service.create(s, "sophea@ngo.example", Role.CONTENT, PASSWORD, name="Sophea")
         s.commit()
+    ARTIFACTS.mkdir(exist_ok=True)
     page.goto(base + "/staff/login")
     page.get_by_label("Email").fill("sophea@ngo.example")
     page.get_by_label("Password").fill(PASSWORD)
@@ -62,6 +63,10 @@ def test_record_a_khmer_prompt_keep_publish_and_the_simulator_plays_it(live_serv
     page.goto(f"{base}/staff/content?lang=km&show=needs_recording")
     page.locator(f'a[href="/staff/content/{PROMPT}/km/record"]').click()
     page.wait_for_url(f"{base}/staff/content/{PROMPT}/km/record")
+    page.set_viewport_size({"width": 390, "height": 844})  # an NGO worker's phone: nothing scrolls sideways
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / "record-390.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
     script = page.locator("#script-text")
     assert script.get_attribute("lang") == "km" and any("\u1780" <= ch <= "\u17ff" for ch in script.inner_text())
     page.get_by_role("button", name="Start recording").click()
@@ -76,7 +81,6 @@ def test_record_a_khmer_prompt_keep_publish_and_the_simulator_plays_it(live_serv
     page.wait_for_timeout(2000)
     page.get_by_role("button", name="Stop").click()
     page.wait_for_selector("#rec-review:not([hidden])")
-    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "record.png"), full_page=True)
     page.get_by_role("button", name="Keep this take").click()
     page.wait_for_selector(".flash-ok")
