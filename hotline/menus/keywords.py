@@ -227,7 +227,7 @@ class KeywordSet:
         """Every reply the scripts can produce: (language, reply id, country, text)."""
         for lang in self.languages:
             for rid in self.replies[lang]:
-                for country in (*self.numbers, OTHER_COUNTRY):
+                for country in dict.fromkeys((*self.numbers, OTHER_COUNTRY)):
                     yield lang, rid, country, self.render(rid, lang, country)
 
 
