@@ -274,6 +274,8 @@ def test_a_wage_said_is_a_dated_rate_in_facts_with_ask_1694_and_due_for_a_check(
         if found:
             assert set(found) <= amounts, (where, lang, found)
             assert "1694" in text, (where, lang)  # "ask 1694 for your province's rate"
+            # and no general rule stated for work that has its own rules
+            assert {"en": "fishing", "km": "នេសាទ", "th": "ประมง"}[lang] in text, (where, lang)
 
 
 def test_unsourced_day_off_and_overtime_rights_are_gone() -> None:
