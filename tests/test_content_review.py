@@ -339,3 +339,39 @@ def test_new_khmer_and_thai_texts_are_marked_for_native_review() -> None:
         assert all(t.review == "native-speaker" for t in SCRIPT.prompts[pid].texts.values()), pid
     for name in ("km.yaml", "th.yaml", "common.yaml"):
         assert "REVIEW" in (ROOT / "ivr_scripts" / "sms" / name).read_text(encoding="utf-8"), name
+
+
+# -- the data checks an NGO editor meets ---------------------------------------------------------------
+
+def test_an_urgent_node_without_a_neutral_list_or_with_an_unknown_prompt_is_named(tmp_path: Path) -> None:
+    import shutil
+
+    from hotline.menus.loader import ScriptError
+
+    def problems(old: str, new: str) -> list[str]:
+        target = tmp_path / f"voice-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(ROOT / "ivr_scripts" / "voice", target)
+        menu = target / "menu.yaml"
+        menu.write_text(menu.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+        with pytest.raises(ScriptError) as err:
+            load_script(target)
+        return [str(p) for p in err.value.problems]
+
+    assert problems("      default: urgent_numbers_any\n", "") == [
+        "menu.yaml, node 'urgent', field 'numbers_by_country': needs a `default` prompt "
+        "(a withheld number, another country)"]
+    assert problems("KH: urgent_numbers_kh", "KH: urgent_numbers_khh") == [
+        "menu.yaml, node 'urgent', field 'numbers_by_country.KH': unknown prompt 'urgent_numbers_khh' "
+        "(not in any prompt file)"]
+
+
+def test_an_urgent_label_that_does_not_say_its_number_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    target = tmp_path / "sms"
+    shutil.copytree(ROOT / "ivr_scripts" / "sms", target)
+    common = target / "common.yaml"
+    common.write_text(common.read_text(encoding="utf-8").replace(
+        'en: "if you are in danger now: police 191"', 'en: "if you are in danger now: police"'), encoding="utf-8")
+    with pytest.raises(keywords.ScriptError, match=r"numbers.TH\[1\].urgent_labels: .* with the number 191"):
+        keywords.load(target)
