@@ -186,6 +186,19 @@ def test_a_silent_take_is_refused_and_the_reason_is_said_at_the_next_prompt(twil
     assert '<li data-status="refused">' in html and "refused: silent:" in html
 
 
+def test_a_record_action_without_a_recording_goes_back_to_the_prompt(twilio, db, recorder) -> None:
+    phone = Phone(twilio)
+    phone.post("/twilio/voice/content")
+    phone.press(PIN)
+    phone.press("1")
+    pid = q(phone.action())["p"]
+    phone.press("1")
+    phone.post(phone.action("Record"), RecordingUrl="", RecordingDuration="0", Digits="#")
+    assert "Nothing was recorded." in phone.say()
+    assert q(phone.doc.find("Redirect").text or "")["at"] == pid
+    assert db.scalar(sa.select(sa.func.count()).select_from(PhoneTake)) == 0
+
+
 def test_three_wrong_pins_end_the_call(twilio, db, recorder) -> None:
     phone = Phone(twilio)
     phone.post("/twilio/voice/content")

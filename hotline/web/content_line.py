@@ -260,6 +260,13 @@ def recorded() -> Response:
     if call is None:
         return _goodbye()
     s, form, args = session(), request.form, request.args
+    rsid = form.get("RecordingSid", "")
+    if not (rsid.startswith("RE") and rsid.isalnum() and len(rsid) <= 64):
+        resp = VoiceResponse()
+        resp.say("Nothing was recorded.")
+        resp.redirect(_url("/prompt", c=call.id, l=args.get("l", ""), at=args.get("p", ""), r=args.get("r", "0")),
+                      method="POST")
+        return xml(resp)
     take = service.record_take(s, call, lang=args.get("l", ""), prompt_id=args.get("p", ""),
                                recording_sid=form.get("RecordingSid", ""), url=form.get("RecordingUrl", ""),
                                duration=form.get("RecordingDuration", ""))
