@@ -173,12 +173,17 @@ def prompt() -> Response:
 def _prompt(call: ContentCall, lang: str, *, after: str | None, at: str | None, reported: int) -> Response:
     """Say what happened to earlier takes, then name the next prompt, play its current recording, ask."""
     s = session()
+    if lang not in service.languages(s):
+        return _language_menu(call)
     resp = VoiceResponse()
     for take in service.unreported_refusals(s, call, reported):
         number = _number(take.prompt_id)
         resp.say(f"Prompt {number} was not kept: {take.reason}.")
         reported = max(reported, take.id)
-    cell = content.cell(s, at, lang) if at else service.next_prompt(s, lang, after)
+    try:
+        cell = content.cell(s, at, lang) if at else service.next_prompt(s, lang, after)
+    except content.ContentError:  # a prompt removed from the draft meanwhile: the next one
+        cell = service.next_prompt(s, lang, None)
     if cell is None:
         resp.say(f"Every prompt in {LANGUAGE_NAMES.get(lang, lang)} has a recording in the draft. Thank you.")
         resp.redirect(_url("/language-menu", c=call.id), method="POST")
