@@ -347,6 +347,10 @@ def _put_audio(session: Session, d: ContentVersion, name: str, lang: str, take: 
         row.revision += 1
 
 
+def get_take(session: Session, take_id: int) -> ContentTake | None:
+    return session.get(ContentTake, take_id)
+
+
 def use_take(session: Session, take_id: int, staff_id: int, ip: str | None = None) -> ContentTake:
     """Make an earlier take of a cell the draft's recording again (e.g. after a worse re-take)."""
     take = session.get(ContentTake, take_id)
@@ -380,11 +384,11 @@ def next_needing_recording(session: Session, language: str, after: str | None = 
     d = draft(session)
     recorded = set(session.scalars(sa.select(ContentItem.key).where(
         ContentItem.version_id == d.id, ContentItem.kind == "audio", ContentItem.lang == language)))
-    ids = prompt_ids(session, d)
+    metas = [(r.key, json.loads(r.value)) for r in items(session, d, "prompt")]  # matrix order
+    ids = [pid for pid, _ in metas]
     if after in ids:
-        ids = ids[ids.index(after) + 1:]
-    for pid in ids:
-        meta = _prompt_meta(session, d, pid) or {}
+        metas = metas[ids.index(after) + 1:]
+    for pid, meta in metas:
         if audio_name(meta, pid, language) not in recorded:
             return cell(session, pid, language, d)
     return None
