@@ -347,6 +347,10 @@ def _put_audio(session: Session, d: ContentVersion, name: str, lang: str, take: 
         row.revision += 1
 
 
+def get_take(session: Session, take_id: int) -> ContentTake | None:
+    return session.get(ContentTake, take_id)
+
+
 def use_take(session: Session, take_id: int, staff_id: int, ip: str | None = None) -> ContentTake:
     """Make an earlier take of a cell the draft's recording again (e.g. after a worse re-take)."""
     take = session.get(ContentTake, take_id)
@@ -380,11 +384,11 @@ def next_needing_recording(session: Session, language: str, after: str | None = 
     d = draft(session)
     recorded = set(session.scalars(sa.select(ContentItem.key).where(
         ContentItem.version_id == d.id, ContentItem.kind == "audio", ContentItem.lang == language)))
-    ids = prompt_ids(session, d)
+    metas = [(r.key, json.loads(r.value)) for r in items(session, d, "prompt")]  # matrix order
+    ids = [pid for pid, _ in metas]
     if after in ids:
-        ids = ids[ids.index(after) + 1:]
-    for pid in ids:
-        meta = _prompt_meta(session, d, pid) or {}
+        metas = metas[ids.index(after) + 1:]
+    for pid, meta in metas:
         if audio_name(meta, pid, language) not in recorded:
             return cell(session, pid, language, d)
     return None
@@ -448,13 +452,13 @@ def _load_items(session: Session, version: ContentVersion, tree: Tree, *, store:
         if folder == VOICE and name == MENU_FILE:
             menu = _yaml(text, path)
             nodes = menu.pop("nodes", None) or {}
-            add("menu", "", json.dumps(menu, ensure_ascii=False))
+            add("menu", "", json.dumps(menu, ensure_ascii=False, default=str))
             for i, (nid, spec) in enumerate(nodes.items()):
-                add("node", str(nid), json.dumps(spec, ensure_ascii=False), position=i)
+                add("node", str(nid), json.dumps(spec, ensure_ascii=False, default=str), position=i)
         elif folder == VOICE and name.endswith(".yaml") and isinstance(_yaml(text, path).get("prompts"), dict):
             data = _yaml(text, path)
             prompts = data.pop("prompts")
-            add("pfile", name, json.dumps(data, ensure_ascii=False))
+            add("pfile", name, json.dumps(data, ensure_ascii=False, default=str))
             for pid, spec in prompts.items():
                 order += 1
                 spec = spec if isinstance(spec, dict) else {}
@@ -466,7 +470,7 @@ def _load_items(session: Session, version: ContentVersion, tree: Tree, *, store:
             data = _yaml(text, path)
             replies = data.pop("replies")
             lang = str(data.get("language") or name.rsplit(".", 1)[0])
-            add("smsfile", name, json.dumps(data, ensure_ascii=False), lang=lang)
+            add("smsfile", name, json.dumps(data, ensure_ascii=False, default=str), lang=lang)
             for i, (rid, words) in enumerate(replies.items()):
                 add("reply", str(rid), " ".join(str(words).split()), lang=lang, position=i)
         else:
@@ -691,10 +695,12 @@ def publish(session: Session, staff_id: int | None, *, revision: int | None = No
     if problems:
         raise ContentInvalid(problems)
     number = latest_number(session) + 1
+    before = latest(session)
+    changes = len(changed_keys(session, before, d)) if before else None
     d.status, d.number, d.published_at, d.published_by_id = ContentStatus.PUBLISHED, number, utcnow(), staff_id
     session.flush()  # the unique number: a concurrent publish or rollback fails here, not silently
     staff_service.audit(session, staff_id, "content.publish", "content_version", number, ip=ip, draft=d.id,
-                        based_on=d.based_on, note=note[:255] or None)
+                        based_on=d.based_on, changes=changes, note=note[:255] or None)
     return d
 
 
@@ -808,6 +814,7 @@ class MatrixCell:
     changed_at: datetime | None
     changed_by: str | None
     sms_parts: int | None
+    audio_name: str = ""
 
     @property
     def unreviewed(self) -> bool:
@@ -838,7 +845,7 @@ def matrix(session: Session, version: ContentVersion, starter_audio: Path | None
     for r in rows:
         if r.kind not in TEXT_KINDS:
             continue
-        audio, duration, take = "", None, None
+        audio, duration, take, name = "", None, None, ""
         if r.kind == "text":
             name = audio_name(metas.get(r.key, {}), r.key, r.lang)
             rec = recorded.get((r.lang, name))
@@ -854,7 +861,7 @@ def matrix(session: Session, version: ContentVersion, starter_audio: Path | None
                               names.get(r.reviewed_by_id) if r.reviewed_by_id else None, audio, duration,
                               take.id if take else None, str(take.review) if take else None, r.updated_at,
                               names.get(r.updated_by_id) if r.updated_by_id else None,
-                              sms_segments(r.value) if r.kind == "reply" else None))
+                              sms_segments(r.value) if r.kind == "reply" else None, name))
     out.sort(key=lambda c: (c.kind != "text", positions.get(c.key, 0), c.key, c.lang))
     return out
 

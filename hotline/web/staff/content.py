@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
 
-from hotline.models import ContentReview, ContentTake, Role
+from hotline.models import ContentReview, Role
 from hotline.services import content
 from hotline.web import resources, session
 from hotline.web.staff.base import _lang, client_ip, me, staff_required
@@ -327,7 +327,7 @@ def content_rollback(number: int) -> Any:
 @staff_required(roles=CONTENT_ROLES)
 def content_take(take_id: int) -> Any:
     """A recording, for staff only (drafts and unreviewed takes included)."""
-    take = session().get(ContentTake, take_id)
+    take = content.get_take(session(), take_id)
     store = _store()
     if take is None or not store.exists(take.sha256):
         abort(404)
