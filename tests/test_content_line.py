@@ -306,3 +306,21 @@ def test_set_pin_command_sets_a_pin_the_line_accepts(twilio, db, settings) -> No
     phone.post("/twilio/voice/content")
     phone.press(PIN)
     assert "To record in Khmer" in phone.say()
+
+
+def test_the_content_line_needs_a_number_of_its_own(tmp_path: Path) -> None:
+    from hotline.settings import SettingsError, load_settings
+
+    base = {"HOTLINE_INSTANCE": str(tmp_path), "HOTLINE_NUMBER": "+85523000000"}
+    assert load_settings(base).content_line_number is None  # off unless set
+    assert load_settings({**base, "CONTENT_LINE_NUMBER": LINE}).content_line_number == LINE
+    with pytest.raises(SettingsError, match="CONTENT_LINE_NUMBER must be a number of its own"):
+        load_settings({**base, "CONTENT_LINE_NUMBER": "+85523000000"})
+    with pytest.raises(SettingsError, match="must be E.164"):
+        load_settings({**base, "CONTENT_LINE_NUMBER": "023 000 777"})
+
+
+def test_with_no_content_number_set_the_route_is_the_hotline(twilio, db, settings, app) -> None:
+    app.config["HOTLINE"] = settings.with_(content_line_number=None)
+    doc = Phone(twilio).post("/twilio/voice/content")
+    assert doc.find("Redirect") is not None and doc.find("Gather") is None
