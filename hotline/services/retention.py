@@ -40,6 +40,7 @@ from hotline.models import (
     Recording,
 )
 from hotline.resources import Resources
+from hotline.services import rollups
 from hotline.settings import Settings
 from hotline.telephony.transport import SendError
 
@@ -118,6 +119,8 @@ def _purge_numbers(session: Session, cutoff: datetime, closed_long_ago: Any, dry
     n += _update(session, Caller, sa.and_(
         Caller.phone.is_not(None), sa.func.coalesce(Caller.last_seen_at, Caller.created_at) < cutoff,
         Caller.opted_out_at.is_(None), _no_open_business(Caller.id)), {"phone": None}, dry_run)
+    if not dry_run:  # the reports' caller-days keep their counts, unlinked from the purged callers
+        rollups.forget_callers(session, sa.select(Caller.id).where(Caller.phone.is_(None)))
     return n
 
 

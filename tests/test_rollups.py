@@ -1,0 +1,138 @@
+"""Daily roll-ups: reports read them for closed days and count live after them, with the same numbers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from hotline.background import periodic
+from hotline.models import (
+    Call,
+    Caller,
+    CallEvent,
+    Direction,
+    ReportCallDay,
+    ReportCallerDay,
+    ReportEventDay,
+    ReportFunnelDay,
+    ReportRollupState,
+)
+from hotline.services import reports, rollups
+from tests.test_reports import PERIOD, TZ, crafted, rows, utc
+
+
+def snapshot(rep: reports.Report) -> list:
+    return [(t.id, [(r.key, r.cells, r.total) for r in t.rows]) for t in rep.tables]
+
+
+def roll_through(db, day: date) -> int:
+    """Roll up every day to `day` (the clock two days later), from scratch."""
+    now = datetime.combine(day + timedelta(days=rollups.LAG_DAYS, hours=12), time(), TZ)
+    n = rollups.rebuild(db, TZ, now)
+    assert rollups.rolled_through(db, TZ) == day
+    return n
+
+
+def late_call(db) -> None:
+    """A call across local midnight that starts a message on both days (distinct calls count it once),
+    from a caller whose calls on two days fall in one week."""
+    caller = db.scalar(sa.select(Caller).where(Caller.phone == "+85510000003"))
+    c = Call(call_sid="CA-late", caller_id=caller.id, line="main", direction=Direction.INBOUND, state={},
+             status="completed", last_node="topic_wages", started_at=utc(2026, 1, 20, 16, 50),
+             ended_at=utc(2026, 1, 20, 17, 20))  # 23:50 to 00:20 local, 20/21 January
+    db.add(c)
+    db.flush()
+    for minutes, kind, node, detail in ((1, "language", None, "km"), (5, "message_part", "topic_wages", "0"),
+                                        (15, "message_part", "topic_wages", "0"),
+                                        (25, "message_completed", "topic_wages", None)):
+        db.add(CallEvent(call_id=c.id, at=c.started_at + timedelta(minutes=minutes), kind=kind, node=node,
+                         detail=detail))
+    db.add(Call(call_sid="CA-next", caller_id=caller.id, line="main", direction=Direction.INBOUND, state={},
+                status="completed", started_at=utc(2026, 1, 22, 3), ended_at=utc(2026, 1, 22, 3, 5)))
+    db.commit()
+
+
+PERIODS = [PERIOD,
+           reports.Period(date(2026, 1, 1), date(2026, 2, 28), "week", TZ),
+           reports.Period(date(2026, 1, 10), date(2026, 2, 20), "month", TZ),
+           reports.Period(date(2026, 1, 21), date(2026, 1, 31), "week", TZ),
+           reports.Period(date(2025, 12, 1), date(2026, 3, 31), "month", TZ)]
+THROUGH = [date(2026, 1, 1), date(2026, 1, 6), date(2026, 1, 20), date(2026, 1, 21), date(2026, 1, 31),
+           date(2026, 2, 1), date(2026, 2, 28), date(2026, 3, 10)]
+
+
+def test_rolled_up_reports_equal_live_ones_wherever_the_roll_up_ends(db):
+    crafted(db)
+    late_call(db)
+    live = [snapshot(reports.build(db, p)) for p in PERIODS]
+    assert rows(reports.build(db, PERIODS[3]), "funnel")["stage_message"] == [1]  # the late call, once
+    for through in THROUGH:
+        roll_through(db, through)
+        for p, expected in zip(PERIODS, live, strict=True):
+            assert snapshot(reports.build(db, p)) == expected, (through, p)
+
+
+def test_the_rolled_up_numbers_are_the_crafted_ones(db):
+    crafted(db)
+    roll_through(db, date(2026, 3, 31))
+    rep = reports.build(db, PERIOD)
+    callers = rep.table("callers")
+    assert [(r.key, r.cells, r.total) for r in callers.rows] == [("first_time", [1, 1], 3), ("returning", [1, 2], 1)]
+    assert rows(rep, "funnel") == {"stage_called": [6], "stage_language": [5], "stage_message": [3],
+                                   "stage_completed": [2]}
+    assert rows(rep, "messages") == {"topic_wages": [2, 1], "topic_passport": [1, 1]}
+    assert db.scalar(sa.select(sa.func.sum(ReportCallDay.calls))) == 8  # every inbound call of the history
+
+
+def test_refresh_rolls_each_closed_day_once_and_keeps_today_and_yesterday_live(db):
+    crafted(db)
+    now = datetime.combine(date(2026, 1, 20), time(9), TZ)
+    assert rollups.refresh(db, TZ, now) == 18  # 1 to 18 January (the first call is on 1 January)
+    assert rollups.rolled_through(db, TZ) == date(2026, 1, 18)
+    n_rows = db.scalar(sa.select(sa.func.count()).select_from(ReportCallDay))
+    assert rollups.refresh(db, TZ, now) == 0
+    assert db.scalar(sa.select(sa.func.count()).select_from(ReportCallDay)) == n_rows
+    assert rollups.refresh(db, TZ, now + timedelta(days=1)) == 1
+    assert rollups.rolled_through(db, TZ) == date(2026, 1, 19)
+    # Another zone's roll-ups are not read (its days are other hours), and are made again.
+    assert rollups.rolled_through(db, reports.ZoneInfo("Asia/Bangkok")) is None
+
+
+def test_nothing_to_roll_up_leaves_reports_live(db):
+    assert rollups.refresh(db, TZ) == 0
+    assert db.get(ReportRollupState, 1) is None
+    assert rows(reports.build(db, PERIOD), "contacts")["channel_voice"] == [0, 0]
+
+
+def test_the_refresh_is_a_periodic_duty():
+    assert rollups.refresh_periodically in periodic.TASKS
+
+
+def test_roll_ups_hold_no_phone_number_and_the_purge_unlinks_callers(db, res):
+    from hotline.services import retention
+
+    crafted(db)
+    roll_through(db, date(2026, 3, 31))
+    before = snapshot(reports.build(db, PERIOD))
+    for model in (ReportCallDay, ReportEventDay, ReportFunnelDay, ReportCallerDay, ReportRollupState):
+        for row in db.execute(sa.select(model.__table__)):
+            assert not any(isinstance(v, str) and v.startswith("+") for v in row), (model, row)
+    assert db.scalar(sa.select(sa.func.count()).where(ReportCallerDay.caller_id.is_not(None))) > 0
+    retention.purge(db, res.settings, timedelta(days=30), now=utc(2026, 12, 1))
+    db.commit()
+    purged = sa.select(Caller.id).where(Caller.phone.is_(None))
+    assert db.scalar(sa.select(sa.func.count()).select_from(purged.subquery())) >= 1  # D: no open business
+    assert db.scalar(sa.select(sa.func.count()).where(ReportCallerDay.caller_id.in_(purged))) == 0
+    assert db.scalar(sa.select(sa.func.count()).where(ReportCallerDay.caller_id.is_(None))) >= 1
+    assert snapshot(reports.build(db, PERIOD)) == before
+
+
+@pytest.mark.parametrize("by", ["month", "week"])
+def test_day_buckets_match_the_timestamp_buckets(db, by):
+    crafted(db)
+    roll_through(db, date(2026, 3, 31))
+    got = db.execute(sa.select(rollups.day_bucket(ReportCallDay.day, by, db.get_bind().dialect.name))
+                     .where(ReportCallDay.day == date(2026, 2, 1))).scalars().first()
+    assert got == ("2026-02-01" if by == "month" else "2026-01-26")
