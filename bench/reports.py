@@ -145,6 +145,25 @@ def generate(engine: sa.Engine, scale: float, *, cases: int | None = None, quiet
     return counts
 
 
+def roll_up(engine: sa.Engine) -> None:
+    """Roll up the year as the periodic duty would by 31 December (the last two days stay live)."""
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+    from hotline.services import rollups
+
+    tz = ZoneInfo("Asia/Phnom_Penh")
+    t0 = time.perf_counter()
+    with Session(engine) as s:
+        days = rollups.rebuild(s, tz, datetime(2026, 12, 31, 12, tzinfo=tz))
+        n = {m.__tablename__: s.scalar(sa.select(sa.func.count()).select_from(m)) for m in rollups.TABLES}
+    print(f"\n  roll-ups: {days} days in {time.perf_counter() - t0:.1f} s; rows: "
+          + ", ".join(f"{k} {v:,}" for k, v in n.items()), flush=True)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ANALYZE"))
+
+
 def time_reports(engine: sa.Engine, repeat: int) -> None:
     from sqlalchemy.orm import Session
 
@@ -180,6 +199,20 @@ def time_reports(engine: sa.Engine, repeat: int) -> None:
             print(f"    {k:18} {v * 1000:8.1f} ms")
 
 
+def measure(engine: sa.Engine, args: argparse.Namespace) -> None:
+    if args.live:
+        from hotline.services import rollups
+
+        with engine.begin() as conn:  # no roll-ups: every number counted from the base tables
+            for m in (*rollups.TABLES, rollups.ReportRollupState):
+                conn.execute(sa.delete(m))
+        print("\n  live (no roll-ups):")
+        time_reports(engine, args.repeat)
+    roll_up(engine)
+    print("\n  with the roll-ups (through 29 December; 30 and 31 December live):")
+    time_reports(engine, args.repeat)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
@@ -188,6 +221,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the generated database")
     ap.add_argument("--reuse-pg", metavar="NAME", help="time an existing (kept) PostgreSQL database; no generation")
+    ap.add_argument("--live", action="store_true", help="also time the reports before the roll-ups are made")
     args = ap.parse_args()
     print(f"scale {args.scale}: {int(1_000_000 * args.scale):,} calls, {int(10_000_000 * args.scale):,} events")
     if args.backend in ("sqlite", "both"):
@@ -197,7 +231,7 @@ def main() -> None:
         engine = sa.create_engine(url)
         print(f"\nSQLite ({url})")
         generate(engine, args.scale)
-        time_reports(engine, args.repeat)
+        measure(engine, args)
         engine.dispose()
         if not args.keep:
             (folder / "bench.db").unlink()
@@ -206,7 +240,7 @@ def main() -> None:
         upgrade(url.render_as_string(hide_password=False))
         engine = sa.create_engine(url)
         print(f"\nPostgreSQL (existing database {args.reuse_pg})")
-        time_reports(engine, args.repeat)
+        measure(engine, args)
         return
     if args.backend in ("postgres", "both"):
         base = sa.engine.make_url(normalise_database_url(args.pg_url))
@@ -220,7 +254,7 @@ def main() -> None:
             engine = sa.create_engine(url)
             print(f"\nPostgreSQL (database {name})")
             generate(engine, args.scale)
-            time_reports(engine, args.repeat)
+            measure(engine, args)
             engine.dispose()
         finally:
             if not args.keep:

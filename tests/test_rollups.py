@@ -136,3 +136,46 @@ def test_day_buckets_match_the_timestamp_buckets(db, by):
     got = db.execute(sa.select(rollups.day_bucket(ReportCallDay.day, by, db.get_bind().dialect.name))
                      .where(ReportCallDay.day == date(2026, 2, 1))).scalars().first()
     assert got == ("2026-02-01" if by == "month" else "2026-01-26")
+
+
+def random_history(db, seed: int) -> None:
+    """Forty callers and three hundred calls over ten weeks, at any hour, some across midnight, with
+    message and language events, and callers created before, during or after their first call's day."""
+    import random
+
+    rnd = random.Random(seed)
+    callers = [Caller(phone=f"+8551200{n:04d}", country=rnd.choice(["KH", "TH", None]),
+                      created_at=utc(2026, 1, 1) + timedelta(hours=rnd.randrange(0, 60 * 24)))
+               for n in range(40)]
+    db.add_all(callers)
+    db.flush()
+    for n in range(300):
+        who = rnd.choice(callers)
+        at = utc(2025, 12, 28) + timedelta(minutes=rnd.randrange(0, 70 * 24 * 60))
+        c = Call(call_sid=f"CA-r{n}", caller_id=who.id, line=rnd.choice(["main", "main", "main", "missed"]),
+                 direction=rnd.choice([Direction.INBOUND] * 5 + [Direction.OUTBOUND]), state={},
+                 status="completed", last_node=rnd.choice(["main", "topic_wages", None]), started_at=at,
+                 ended_at=None if n % 17 == 0 else at + timedelta(minutes=40))
+        db.add(c)
+        db.flush()
+        for k in range(rnd.randrange(0, 6)):
+            kind = rnd.choice(["language", "message_part", "message_completed", "key"])
+            db.add(CallEvent(call_id=c.id, at=at + timedelta(minutes=8 * k), kind=kind,
+                             node=rnd.choice(["topic_wages", "topic_money"]), detail=rnd.choice(["0", "1", None])))
+    db.commit()
+
+
+@pytest.mark.parametrize("chunk", [31, 3])
+def test_rolled_up_equals_live_on_random_histories(db, monkeypatch, chunk):
+    monkeypatch.setattr(rollups, "CHUNK_DAYS", chunk)  # chunks that cut weeks and months
+    random_history(db, seed=chunk)
+    periods = [reports.Period(date(2026, 1, 1), date(2026, 3, 8), "month", TZ),
+               reports.Period(date(2026, 1, 1), date(2026, 3, 8), "week", TZ),
+               reports.Period(date(2026, 1, 14), date(2026, 2, 25), "month", TZ),
+               reports.Period(date(2026, 1, 7), date(2026, 2, 25), "week", TZ)]
+    live = [snapshot(reports.build(db, p)) for p in periods]
+    assert sum(r.total or 0 for r in reports.build(db, periods[0]).table("callers").rows) > 10
+    for through in (date(2026, 1, 3), date(2026, 1, 15), date(2026, 2, 2), date(2026, 2, 24), date(2026, 3, 20)):
+        roll_through(db, through)
+        for p, expected in zip(periods, live, strict=True):
+            assert snapshot(reports.build(db, p)) == expected, (through, p)

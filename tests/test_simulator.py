@@ -188,7 +188,8 @@ def test_with_simulator_staff_a_reports_account_is_refused_everywhere(staff_only
     assert page.status_code == 200  # its login works: the refusal is the simulator's
     assert client.get("/simulator").status_code == 403
     assert client.get("/simulator/api/outbox").status_code == 403
-    token = re.search(r'name="csrf[-_]token" (?:type="hidden" )?(?:value|content)="([^"]+)"', page.get_data(as_text=True))
+    token = re.search(r'name="csrf[-_]token" (?:type="hidden" )?(?:value|content)="([^"]+)"',
+                      page.get_data(as_text=True))
     assert token is not None
     headers = {"X-CSRFToken": token.group(1)}
     assert client.post("/simulator/api/calls", json={"from": "+85512345678"}, headers=headers).status_code == 403

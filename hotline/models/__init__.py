@@ -460,3 +460,17 @@ class ReportCallerDay(Base):
     caller_id: Mapped[int | None] = mapped_column(sa.Integer)
     prev_day: Mapped[date | None] = mapped_column(sa.Date)
     first_day: Mapped[date | None] = mapped_column(sa.Date)
+
+
+class ReportCallerCount(Base):
+    """Per day, from `report_caller_days`: callers whose day it is first in its week (month) as of that
+    day, and those of them whose number first reached us that week (month). A whole period's distinct
+    and first-time callers are the sums over its days."""
+
+    __tablename__ = "report_caller_counts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    week_callers: Mapped[int] = mapped_column(sa.Integer)
+    week_first: Mapped[int] = mapped_column(sa.Integer)
+    month_callers: Mapped[int] = mapped_column(sa.Integer)
+    month_first: Mapped[int] = mapped_column(sa.Integer)

@@ -46,7 +46,6 @@ from hotline.models import (
     Direction,
     Message,
     ReportCallDay,
-    ReportCallerDay,
     ReportEventDay,
     ReportFunnelDay,
 )
@@ -240,30 +239,20 @@ def build(session: Session, period: Period) -> Report:
                    sa.func.count(sa.distinct(sa.case((first == 1, Call.caller_id)))))
          .select_from(Call).join(Caller, Caller.id == Call.caller_id).where(calls)
          .group_by(bucket(Call.started_at)))
-    if through is not None:
-        # A caller-day is the caller's first in its period when their previous day is before the
-        # period (or the range) starts: a count of rows, no DISTINCT.
-        cd = rolled(ReportCallerDay)
-        start = sa.literal(period.start, sa.Date)
-        fresh = sa.or_(cd.c.prev_day.is_(None), cd.c.prev_day < start,
-                       cd.c.prev_day < rollups.day_bucket_start(cd.c.day, period.by, dialect))
-        q = (sa.select(day_bucket(cd.c.day), sa.func.sum(sa.case((fresh, 1), else_=0)),
-                       sa.func.sum(sa.case((sa.and_(fresh, day_bucket(cd.c.first_day) == day_bucket(cd.c.day)), 1),
-                                           else_=0)))
-             .group_by(day_bucket(cd.c.day)))
     unique = dict.fromkeys(cols, 0)
     new = dict.fromkeys(cols, 0)
-    for b, n_unique, n_new in session.execute(q):
+    if through is not None:
+        # Caller-days: a caller counts in a period on their first day in it (no DISTINCT).
+        by_period = rollups.callers_by_period(session, period.start, period.end, through, period.by, period.tz)
+        q_rows: Any = [(b, n, k) for b, (n, k) in by_period.items()]
+    else:
+        q_rows = session.execute(q)
+    for b, n_unique, n_new in q_rows:
         if b in unique:
             unique[b], new[b] = int(n_unique or 0), int(n_new or 0)
     # The range's distinct numbers: DISTINCT first, then one join for those numbers only.
     if through is not None:
-        fresh = sa.or_(cd.c.prev_day.is_(None), cd.c.prev_day < start)
-        end = sa.literal(period.end, sa.Date)
-        total_unique, total_new = session.execute(sa.select(
-            sa.func.sum(sa.case((fresh, 1), else_=0)),
-            sa.func.sum(sa.case((sa.and_(fresh, cd.c.first_day >= start, cd.c.first_day <= end), 1), else_=0)))).one()
-        total_unique = total_unique or 0
+        total_unique, total_new = rollups.callers_in_range(session, period.start, period.end, through, period.tz)
     else:
         ids = (sa.select(Call.caller_id.label("caller_id")).where(calls, Call.caller_id.is_not(None))
                .distinct().subquery())

@@ -47,6 +47,7 @@ from hotline.models import (
     CallEvent,
     Direction,
     ReportCallDay,
+    ReportCallerCount,
     ReportCallerDay,
     ReportEventDay,
     ReportFunnelDay,
@@ -59,7 +60,7 @@ LAG_DAYS = 2  # today and yesterday are always counted live
 CHUNK_DAYS = 31  # days rolled up per transaction
 REFRESH_EVERY = 600.0  # seconds between two looks in one worker process (a day is rolled once)
 FUNNEL_KINDS = ("language", "message_part", "message_completed")
-TABLES = (ReportCallDay, ReportEventDay, ReportFunnelDay, ReportCallerDay)
+TABLES = (ReportCallDay, ReportEventDay, ReportFunnelDay, ReportCallerDay, ReportCallerCount)
 _last_run: float | None = None
 
 
@@ -181,6 +182,90 @@ DAILY = ((ReportCallDay, calls_daily, ("day", "line", "language", "country", "ha
          (ReportCallerDay, callers_daily, ("day", "caller_id", "prev_day", "first_day")))
 
 
+def fresh(rows: Any, start: date | None, by: str, dialect: str) -> Any:
+    """A caller-day that is the caller's first in its period (cut by a range starting on `start`)."""
+    return sa.or_(rows.c.prev_day.is_(None), rows.c.prev_day < day_bucket_start(rows.c.day, by, dialect),
+                  *([rows.c.prev_day < _day(start)] if start else []))
+
+
+def first_time(rows: Any, start: date | None, by: str, dialect: str) -> Any:
+    """...and the number first reached us in that same period."""
+    return sa.and_(fresh(rows, start, by, dialect),
+                   day_bucket(rows.c.first_day, by, dialect) == day_bucket(rows.c.day, by, dialect))
+
+
+def caller_counts_daily(first: date, last: date, dialect: str) -> sa.Select[Any]:
+    """`report_caller_counts` rows from the caller-days already rolled up for first..last."""
+    rows = ReportCallerDay.__table__
+    one = {by: sa.case((fresh(rows, None, by, dialect), 1), else_=0) for by in ("week", "month")}
+    new = {by: sa.case((first_time(rows, None, by, dialect), 1), else_=0) for by in ("week", "month")}
+    return (sa.select(rows.c.day, sa.func.sum(one["week"]), sa.func.sum(new["week"]),
+                      sa.func.sum(one["month"]), sa.func.sum(new["month"]))
+            .where(rows.c.day >= _day(first), rows.c.day <= _day(last)).group_by(rows.c.day))
+
+
+def callers_by_period(session: Session, start: date, end: date, through: date, by: str,
+                      tz: ZoneInfo) -> dict[str, tuple[int, int]]:
+    """Period label -> (distinct callers, first-time callers) for local days start..end: the whole
+    periods' rolled-up days from the daily counts, the rest (a period cut by `start`, the live days)
+    from caller-day rows."""
+    dialect = session.get_bind().dialect.name
+    if by == "month":
+        whole = start if start.day == 1 else (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    else:
+        whole = start + timedelta(days=(7 - start.weekday()) % 7)
+    out: dict[str, tuple[int, int]] = {}
+
+    def add(label: str, n: Any, new: Any) -> None:
+        a, b = out.get(label, (0, 0))
+        out[label] = (a + int(n or 0), b + int(new or 0))
+
+    parts: list[tuple[date, date]] = []
+    last_rolled = min(through, end)
+    if whole <= last_rolled:
+        c = ReportCallerCount
+        cols = (c.week_callers, c.week_first) if by == "week" else (c.month_callers, c.month_first)
+        q = (sa.select(day_bucket(c.day, by, dialect), sa.func.sum(cols[0]), sa.func.sum(cols[1]))
+             .where(c.day >= whole, c.day <= last_rolled).group_by(day_bucket(c.day, by, dialect)))
+        for label, n, new in session.execute(q):
+            add(label, n, new)
+        if start < whole:
+            parts.append((start, whole - timedelta(days=1)))
+        if through < end:
+            parts.append((through + timedelta(days=1), end))
+    else:
+        parts.append((start, end))
+    for first, last in parts:
+        rows = source(session, ReportCallerDay, first, last, through, tz)
+        q = (sa.select(day_bucket(rows.c.day, by, dialect),
+                       sa.func.sum(sa.case((fresh(rows, start, by, dialect), 1), else_=0)),
+                       sa.func.sum(sa.case((first_time(rows, start, by, dialect), 1), else_=0)))
+             .group_by(day_bucket(rows.c.day, by, dialect)))
+        for label, n, new in session.execute(q):
+            add(label, n, new)
+    return out
+
+
+def callers_in_range(session: Session, start: date, end: date, through: date, tz: ZoneInfo) -> tuple[int, int]:
+    """(distinct callers, of them first reached us in the range) over local days start..end."""
+    total = new = 0
+    parts: list[Any] = []
+    if through >= start:
+        t = ReportCallerDay.__table__
+        parts.append(sa.select(t.c.day, t.c.prev_day, t.c.first_day)
+                     .where(t.c.day >= _day(start), t.c.day <= _day(min(through, end))).subquery())
+    if through < end:
+        parts.append(source(session, ReportCallerDay, max(start, through + timedelta(days=1)), end, through, tz))
+    for rows in parts:
+        one = sa.or_(rows.c.prev_day.is_(None), rows.c.prev_day < _day(start))
+        n, k = session.execute(sa.select(
+            sa.func.sum(sa.case((one, 1), else_=0)),
+            sa.func.sum(sa.case((sa.and_(one, rows.c.first_day >= _day(start), rows.c.first_day <= _day(end)), 1),
+                                else_=0)))).one()
+        total, new = total + int(n or 0), new + int(k or 0)
+    return total, new
+
+
 def source(session: Session, model: Any, first: date, last: date, through: date, tz: ZoneInfo) -> Any:
     """The rows of one roll-up for local days first..last: rolled up to `through`, live after it."""
     dialect = session.get_bind().dialect.name
@@ -228,6 +313,9 @@ def refresh(session: Session, tz: ZoneInfo, now: datetime | None = None) -> int:
         end = min(start + timedelta(days=CHUNK_DAYS - 1), last)
         for model, make, names in DAILY:
             session.execute(sa.insert(model).from_select(list(names), make(start, end, tz, dialect)))
+        session.execute(sa.insert(ReportCallerCount).from_select(
+            ["day", "week_callers", "week_first", "month_callers", "month_first"],
+            caller_counts_daily(start, end, dialect)))
         state.through, state.updated_at = end, utcnow()
         session.commit()
         rolled += (end - start).days + 1

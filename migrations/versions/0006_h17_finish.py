@@ -63,10 +63,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'))
     op.create_index('ix_report_caller_days_day', 'report_caller_days', ['day'])
     op.create_index('ix_report_caller_days_caller_day', 'report_caller_days', ['caller_id', 'day'])
+    op.create_table(
+        'report_caller_counts',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('week_callers', sa.Integer(), nullable=False),
+        sa.Column('week_first', sa.Integer(), nullable=False),
+        sa.Column('month_callers', sa.Integer(), nullable=False),
+        sa.Column('month_first', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('id'))
+    op.create_index('ix_report_caller_counts_day', 'report_caller_counts', ['day'])
 
 
 def downgrade() -> None:
-    for table in ('report_caller_days', 'report_funnel_days', 'report_event_days', 'report_call_days',
+    for table in ('report_caller_counts', 'report_caller_days', 'report_funnel_days', 'report_event_days', 'report_call_days',
                   'report_rollup_state'):
         op.drop_table(table)
     with op.batch_alter_table('callers', schema=None) as batch_op:
