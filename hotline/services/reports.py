@@ -243,7 +243,8 @@ def build(session: Session, period: Period) -> Report:
     new = dict.fromkeys(cols, 0)
     if through is not None:
         # Caller-days: a caller counts in a period on their first day in it (no DISTINCT).
-        by_period = rollups.callers_by_period(session, period.start, period.end, through, period.by, period.tz)
+        by_period, total_unique, total_new = rollups.callers(session, period.start, period.end, through,
+                                                             period.by, period.tz)
         q_rows: Any = [(b, n, k) for b, (n, k) in by_period.items()]
     else:
         q_rows = session.execute(q)
@@ -251,9 +252,7 @@ def build(session: Session, period: Period) -> Report:
         if b in unique:
             unique[b], new[b] = int(n_unique or 0), int(n_new or 0)
     # The range's distinct numbers: DISTINCT first, then one join for those numbers only.
-    if through is not None:
-        total_unique, total_new = rollups.callers_in_range(session, period.start, period.end, through, period.tz)
-    else:
+    if through is None:
         ids = (sa.select(Call.caller_id.label("caller_id")).where(calls, Call.caller_id.is_not(None))
                .distinct().subquery())
         total_unique, total_new = session.execute(

@@ -148,14 +148,12 @@ def funnel_daily(first: date, last: date, tz: ZoneInfo, dialect: str) -> sa.Sele
     pairs = (sa.select(CallEvent.call_id.label("call_id"), CallEvent.kind.label("kind"), day.label("day"))
              .join(Call, Call.id == CallEvent.call_id)
              .where(_events_of(lo, hi), CallEvent.kind.in_(FUNNEL_KINDS)).distinct().subquery())
-    before = pairs.alias("before")
-    return (sa.select(pairs.c.day.label("day"), pairs.c.kind.label("kind"), sa.func.count().label("calls"),
-                      sa.func.count(before.c.call_id).label("spanning"))
-            .select_from(pairs)
-            .outerjoin(before, sa.and_(before.c.call_id == pairs.c.call_id, before.c.kind == pairs.c.kind,
-                                       before.c.day == _day_before(pairs.c.day, dialect)))
-            .where(pairs.c.day >= _day(first))
-            .group_by(pairs.c.day, pairs.c.kind))
+    before = sa.func.lag(pairs.c.day).over(partition_by=(pairs.c.call_id, pairs.c.kind), order_by=pairs.c.day)
+    days = sa.select(pairs.c.day.label("day"), pairs.c.kind.label("kind"), sa.case(
+        (before == _day_before(pairs.c.day, dialect), 1), else_=0).label("span")).subquery()
+    return (sa.select(days.c.day.label("day"), days.c.kind.label("kind"), sa.func.count().label("calls"),
+                      sa.func.sum(days.c.span).label("spanning"))
+            .where(days.c.day >= _day(first)).group_by(days.c.day, days.c.kind))
 
 
 def callers_daily(first: date, last: date, tz: ZoneInfo, dialect: str) -> sa.Select[Any]:
@@ -204,21 +202,28 @@ def caller_counts_daily(first: date, last: date, dialect: str) -> sa.Select[Any]
             .where(rows.c.day >= _day(first), rows.c.day <= _day(last)).group_by(rows.c.day))
 
 
-def callers_by_period(session: Session, start: date, end: date, through: date, by: str,
-                      tz: ZoneInfo) -> dict[str, tuple[int, int]]:
-    """Period label -> (distinct callers, first-time callers) for local days start..end: the whole
-    periods' rolled-up days from the daily counts, the rest (a period cut by `start`, the live days)
-    from caller-day rows."""
+def callers(session: Session, start: date, end: date, through: date, by: str,
+            tz: ZoneInfo) -> tuple[dict[str, tuple[int, int]], int, int]:
+    """Distinct and first-time callers for local days start..end: per period label, and for the range.
+
+    Whole periods' rolled-up days come from the daily counts (and, for the range, one pass over their
+    caller-days); the rest (a period cut by `start`, the live days) from caller-day rows, in one query.
+    """
     dialect = session.get_bind().dialect.name
     if by == "month":
         whole = start if start.day == 1 else (start.replace(day=28) + timedelta(days=4)).replace(day=1)
     else:
         whole = start + timedelta(days=(7 - start.weekday()) % 7)
     out: dict[str, tuple[int, int]] = {}
+    total = new = 0
 
-    def add(label: str, n: Any, new: Any) -> None:
+    def add(label: str, n: Any, k: Any) -> None:
         a, b = out.get(label, (0, 0))
-        out[label] = (a + int(n or 0), b + int(new or 0))
+        out[label] = (a + int(n or 0), b + int(k or 0))
+
+    def in_range(rows: Any) -> tuple[Any, Any]:
+        one = sa.or_(rows.c.prev_day.is_(None), rows.c.prev_day < _day(start))
+        return one, sa.and_(one, rows.c.first_day >= _day(start), rows.c.first_day <= _day(end))
 
     parts: list[tuple[date, date]] = []
     last_rolled = min(through, end)
@@ -227,8 +232,14 @@ def callers_by_period(session: Session, start: date, end: date, through: date, b
         cols = (c.week_callers, c.week_first) if by == "week" else (c.month_callers, c.month_first)
         q = (sa.select(day_bucket(c.day, by, dialect), sa.func.sum(cols[0]), sa.func.sum(cols[1]))
              .where(c.day >= whole, c.day <= last_rolled).group_by(day_bucket(c.day, by, dialect)))
-        for label, n, new in session.execute(q):
-            add(label, n, new)
+        for label, n, k in session.execute(q):
+            add(label, n, k)
+        t = ReportCallerDay.__table__
+        one, fresh_new = in_range(t)
+        n, k = session.execute(sa.select(sa.func.sum(sa.case((one, 1), else_=0)),
+                                         sa.func.sum(sa.case((fresh_new, 1), else_=0)))
+                               .where(t.c.day >= _day(whole), t.c.day <= _day(last_rolled))).one()
+        total, new = int(n or 0), int(k or 0)
         if start < whole:
             parts.append((start, whole - timedelta(days=1)))
         if through < end:
@@ -237,33 +248,16 @@ def callers_by_period(session: Session, start: date, end: date, through: date, b
         parts.append((start, end))
     for first, last in parts:
         rows = source(session, ReportCallerDay, first, last, through, tz)
+        one, fresh_new = in_range(rows)
         q = (sa.select(day_bucket(rows.c.day, by, dialect),
                        sa.func.sum(sa.case((fresh(rows, start, by, dialect), 1), else_=0)),
-                       sa.func.sum(sa.case((first_time(rows, start, by, dialect), 1), else_=0)))
+                       sa.func.sum(sa.case((first_time(rows, start, by, dialect), 1), else_=0)),
+                       sa.func.sum(sa.case((one, 1), else_=0)), sa.func.sum(sa.case((fresh_new, 1), else_=0)))
              .group_by(day_bucket(rows.c.day, by, dialect)))
-        for label, n, new in session.execute(q):
-            add(label, n, new)
-    return out
-
-
-def callers_in_range(session: Session, start: date, end: date, through: date, tz: ZoneInfo) -> tuple[int, int]:
-    """(distinct callers, of them first reached us in the range) over local days start..end."""
-    total = new = 0
-    parts: list[Any] = []
-    if through >= start:
-        t = ReportCallerDay.__table__
-        parts.append(sa.select(t.c.day, t.c.prev_day, t.c.first_day)
-                     .where(t.c.day >= _day(start), t.c.day <= _day(min(through, end))).subquery())
-    if through < end:
-        parts.append(source(session, ReportCallerDay, max(start, through + timedelta(days=1)), end, through, tz))
-    for rows in parts:
-        one = sa.or_(rows.c.prev_day.is_(None), rows.c.prev_day < _day(start))
-        n, k = session.execute(sa.select(
-            sa.func.sum(sa.case((one, 1), else_=0)),
-            sa.func.sum(sa.case((sa.and_(one, rows.c.first_day >= _day(start), rows.c.first_day <= _day(end)), 1),
-                                else_=0)))).one()
-        total, new = total + int(n or 0), new + int(k or 0)
-    return total, new
+        for label, n, k, n_range, k_range in session.execute(q):
+            add(label, n, k)
+            total, new = total + int(n_range or 0), new + int(k_range or 0)
+    return out, total, new
 
 
 def source(session: Session, model: Any, first: date, last: date, through: date, tz: ZoneInfo) -> Any:
