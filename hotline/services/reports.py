@@ -347,6 +347,15 @@ def build(session: Session, period: Period) -> Report:
             rows.sort(key=lambda r: (r.key == "province_unknown", r.key))
         timed(Table(f"cases_{attr}", f"rep_case_{attr}", cols, rows, chart=chart))
 
+    # Callers by the province they gave in the voice menu (asked once per caller, after a message):
+    # the answers given in each period, from the path (a few rows: one per caller at most).
+    answer = sa.and_(CallEvent.kind == "province", in_range(CallEvent.at), sa.func.length(CallEvent.detail) == 2)
+    q = (sa.select(CallEvent.detail, bucket(CallEvent.at), sa.func.count()).where(answer)
+         .group_by(CallEvent.detail, bucket(CallEvent.at)))
+    grid = _grid(list(session.execute(q)), [], cols)
+    timed(Table("callers_province", "rep_caller_province", cols,
+                [Row(f"province_{k}", v, label=_province(k)) for k, v in sorted(grid.items())], chart="bar"))
+
     # Urgent cases: opened, escalated, overdue; alerts to on-call staff that failed.
     urgent = sa.and_(in_range(Case.created_at), Case.priority == CasePriority.URGENT)
     q = (sa.select(bucket(Case.created_at), sa.func.count(),
