@@ -4,6 +4,7 @@
                                                   # or DATABASE_URL; SQLite in a temporary file)
     python bench/reports.py --scale 0.1 --backend sqlite
     python bench/reports.py --backend postgres --keep   # leave the database for a second look
+    python bench/reports.py --reuse-pg NAME --live      # a kept database: without, then with roll-ups
 
 Full scale is 1 M calls, 10 M call events (ten path steps per call), 100 k texts, 10 k cases and
 20 k callback requests (with 40 k attempts) over 2026, from 250 k callers. Rows are made by the
@@ -12,6 +13,10 @@ from arithmetic on the row number, so a run is repeatable and the generator cost
 per row. Then it runs the console page's work for the whole year by month and by week:
 `reports.build` (every query), `present` (suppression) and the charts, and prints the seconds per
 table. The target: the page in under 2 s on PostgreSQL at full scale.
+
+Then it rolls the year up as the periodic duty would by 31 December (`hotline.services.rollups`;
+through 29 December, the last two days stay live) and times the page again. `--live` also times it
+before the roll-ups are made (every number from the base tables).
 """
 
 from __future__ import annotations

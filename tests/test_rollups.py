@@ -179,3 +179,21 @@ def test_rolled_up_equals_live_on_random_histories(db, monkeypatch, chunk):
         roll_through(db, through)
         for p, expected in zip(periods, live, strict=True):
             assert snapshot(reports.build(db, p)) == expected, (through, p)
+
+
+def test_the_periodic_duty_works_through_a_backlog_a_week_per_tick(db, res, monkeypatch):
+    crafted(db)
+    live = snapshot(reports.build(db, PERIOD))
+    monkeypatch.setattr(rollups, "_last_run", None)
+    monkeypatch.setattr(rollups, "utcnow", lambda: datetime.combine(date(2026, 3, 2), time(9), TZ))
+    rollups.refresh_periodically(res)
+    db.expire_all()
+    assert rollups.rolled_through(db, TZ) == date(2026, 1, 7)  # a week, from the first call's day
+    rollups.refresh_periodically(res)  # a backlog: no ten-minute wait
+    db.expire_all()
+    assert rollups.rolled_through(db, TZ) == date(2026, 1, 14)
+    for _ in range(20):
+        rollups.refresh_periodically(res)
+    db.expire_all()
+    assert rollups.rolled_through(db, TZ) == date(2026, 2, 28)  # closed days only: 1 March is yesterday
+    assert snapshot(reports.build(db, PERIOD)) == live

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 LAG_DAYS = 2  # today and yesterday are always counted live
 CHUNK_DAYS = 31  # days rolled up per transaction
 REFRESH_EVERY = 600.0  # seconds between two looks in one worker process (a day is rolled once)
+DAYS_PER_TICK = 7  # at most this many days per worker tick, so a backlog never holds up escalation
 FUNNEL_KINDS = ("language", "message_part", "message_completed")
 TABLES = (ReportCallDay, ReportEventDay, ReportFunnelDay, ReportCallerDay, ReportCallerCount)
 _last_run: float | None = None
@@ -283,8 +284,9 @@ def rolled_through(session: Session, tz: ZoneInfo) -> date | None:
     return state.through
 
 
-def refresh(session: Session, tz: ZoneInfo, now: datetime | None = None) -> int:
-    """Roll up every closed day not rolled up yet, a chunk per commit; returns the days rolled."""
+def refresh(session: Session, tz: ZoneInfo, now: datetime | None = None, *, max_days: int | None = None) -> int:
+    """Roll up every closed day not rolled up yet (at most `max_days`), a chunk per commit; returns the
+    number of days rolled up."""
     dialect = session.get_bind().dialect.name
     last = (now or utcnow()).astimezone(tz).date() - timedelta(days=LAG_DAYS)
     state = session.get(ReportRollupState, 1, with_for_update=True, populate_existing=True)
@@ -303,8 +305,9 @@ def refresh(session: Session, tz: ZoneInfo, now: datetime | None = None) -> int:
         session.add(state)
         session.flush()
     start, rolled = state.through + timedelta(days=1), 0
-    while start <= last:
-        end = min(start + timedelta(days=CHUNK_DAYS - 1), last)
+    while start <= last and (max_days is None or rolled < max_days):
+        chunk = CHUNK_DAYS if max_days is None else min(CHUNK_DAYS, max_days - rolled)
+        end = min(start + timedelta(days=chunk - 1), last)
         for model, make, names in DAILY:
             session.execute(sa.insert(model).from_select(list(names), make(start, end, tz, dialect)))
         session.execute(sa.insert(ReportCallerCount).from_select(
@@ -344,13 +347,16 @@ def forget_callers(session: Session, caller_ids: Any) -> int:
 
 @every
 def refresh_periodically(res: Resources) -> None:
-    """Roll up yesterday's yesterday once it is closed (looks every ten minutes; the work is daily)."""
+    """Roll up each day once it is closed: looks every ten minutes, and works through a backlog (the
+    first run on a year of calls) a week per tick, so the other duties of the tick are not held up."""
     global _last_run
     if _last_run is not None and clock.monotonic() - _last_run < REFRESH_EVERY:
         return
     _last_run = clock.monotonic()
     t0 = clock.perf_counter()
     with res.db.session() as s:
-        n = refresh(s, res.settings.tz)
+        n = refresh(s, res.settings.tz, max_days=DAYS_PER_TICK)
     if n:
         log.info("reports: rolled up %d day(s) in %.1f s", n, clock.perf_counter() - t0)
+    if n >= DAYS_PER_TICK:
+        _last_run = None  # more to do: go on at the next tick
