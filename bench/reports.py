@@ -14,8 +14,8 @@ per row. Then it runs the console page's work for the whole year by month and by
 `reports.build` (every query), `present` (suppression) and the charts, and prints the seconds per
 table. The target: the page in under 2 s on PostgreSQL at full scale.
 
-Then it rolls the year up as the periodic duty would by 31 December (`hotline.services.rollups`;
-through 29 December, the last two days stay live) and times the page again. `--live` also times it
+Then it rolls the year up as the periodic duty would by noon on 31 December
+(`hotline.services.rollups`: through 30 December, the last day stays live) and times the page again. `--live` also times it
 before the roll-ups are made (every number from the base tables).
 """
 
@@ -151,7 +151,7 @@ def generate(engine: sa.Engine, scale: float, *, cases: int | None = None, quiet
 
 
 def roll_up(engine: sa.Engine) -> None:
-    """Roll up the year as the periodic duty would by 31 December (the last two days stay live)."""
+    """Roll up the year as the periodic duty would by noon on 31 December (that day stays live)."""
     from datetime import datetime
 
     from sqlalchemy.orm import Session
@@ -214,7 +214,7 @@ def measure(engine: sa.Engine, args: argparse.Namespace) -> None:
         print("\n  live (no roll-ups):")
         time_reports(engine, args.repeat)
     roll_up(engine)
-    print("\n  with the roll-ups (through 29 December; 30 and 31 December live):")
+    print("\n  with the roll-ups (through 30 December; 31 December live):")
     time_reports(engine, args.repeat)
 
 

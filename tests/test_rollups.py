@@ -28,8 +28,8 @@ def snapshot(rep: reports.Report) -> list:
 
 
 def roll_through(db, day: date) -> int:
-    """Roll up every day to `day` (the clock two days later), from scratch."""
-    now = datetime.combine(day + timedelta(days=rollups.LAG_DAYS, hours=12), time(), TZ)
+    """Roll up every day to `day` (the clock at 07:00 the day after), from scratch."""
+    now = datetime.combine(day + timedelta(days=1), time(7), TZ)
     n = rollups.rebuild(db, TZ, now)
     assert rollups.rolled_through(db, TZ) == day
     return n
@@ -86,16 +86,19 @@ def test_the_rolled_up_numbers_are_the_crafted_ones(db):
     assert db.scalar(sa.select(sa.func.sum(ReportCallDay.calls))) == 8  # every inbound call of the history
 
 
-def test_refresh_rolls_each_closed_day_once_and_keeps_today_and_yesterday_live(db):
+def test_refresh_rolls_each_closed_day_once_and_keeps_today_live(db):
     crafted(db)
-    now = datetime.combine(date(2026, 1, 20), time(9), TZ)
-    assert rollups.refresh(db, TZ, now) == 18  # 1 to 18 January (the first call is on 1 January)
+    early = datetime.combine(date(2026, 1, 20), time(5, 59), TZ)  # 19 January's calls may still run
+    assert rollups.refresh(db, TZ, early) == 18  # 1 to 18 January (the first call is on 1 January)
     assert rollups.rolled_through(db, TZ) == date(2026, 1, 18)
+    now = datetime.combine(date(2026, 1, 20), time(6, 0), TZ)
+    assert rollups.refresh(db, TZ, now) == 1
+    assert rollups.rolled_through(db, TZ) == date(2026, 1, 19)
     n_rows = db.scalar(sa.select(sa.func.count()).select_from(ReportCallDay))
     assert rollups.refresh(db, TZ, now) == 0
     assert db.scalar(sa.select(sa.func.count()).select_from(ReportCallDay)) == n_rows
     assert rollups.refresh(db, TZ, now + timedelta(days=1)) == 1
-    assert rollups.rolled_through(db, TZ) == date(2026, 1, 19)
+    assert rollups.rolled_through(db, TZ) == date(2026, 1, 20)
     # Another zone's roll-ups are not read (its days are other hours), and are made again.
     assert rollups.rolled_through(db, reports.ZoneInfo("Asia/Bangkok")) is None
 
@@ -195,5 +198,5 @@ def test_the_periodic_duty_works_through_a_backlog_a_week_per_tick(db, res, monk
     for _ in range(20):
         rollups.refresh_periodically(res)
     db.expire_all()
-    assert rollups.rolled_through(db, TZ) == date(2026, 2, 28)  # closed days only: 1 March is yesterday
+    assert rollups.rolled_through(db, TZ) == date(2026, 3, 1)  # closed days only: 2 March is today
     assert snapshot(reports.build(db, PERIOD)) == live

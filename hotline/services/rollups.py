@@ -18,8 +18,9 @@ never count differently. What is rolled up:
   the rows in it with no previous day on or after a, first-time callers those among them whose first
   day falls in the same period. Exact, with no DISTINCT over a year of calls.
 
-A day is closed when it ended more than a day ago (`LAG_DAYS`): a call lasts at most four hours at
-Twilio, so by then its events and its end are in. Calls are assumed to last under a day (events of a
+A day is closed six hours after its local midnight (`CLOSED_AFTER`): a call lasts at most four
+hours at Twilio, so by then its events and its end are in. Today (and yesterday before 06:00) is
+always counted live. Calls are assumed to last under a day (events of a
 call are looked up from calls started up to a day before). Rows written later for a day already
 rolled up (an import of old data) are not seen until `rebuild`.
 
@@ -56,7 +57,7 @@ from hotline.models import (
 from hotline.resources import Resources
 
 log = logging.getLogger(__name__)
-LAG_DAYS = 2  # today and yesterday are always counted live
+CLOSED_AFTER = timedelta(hours=6)  # a day is rolled up this long after it ended
 CHUNK_DAYS = 31  # days rolled up per transaction
 REFRESH_EVERY = 600.0  # seconds between two looks in one worker process (a day is rolled once)
 DAYS_PER_TICK = 7  # at most this many days per worker tick, so a backlog never holds up escalation
@@ -288,7 +289,7 @@ def refresh(session: Session, tz: ZoneInfo, now: datetime | None = None, *, max_
     """Roll up every closed day not rolled up yet (at most `max_days`), a chunk per commit; returns the
     number of days rolled up."""
     dialect = session.get_bind().dialect.name
-    last = (now or utcnow()).astimezone(tz).date() - timedelta(days=LAG_DAYS)
+    last = ((now or utcnow()).astimezone(tz) - CLOSED_AFTER).date() - timedelta(days=1)
     state = session.get(ReportRollupState, 1, with_for_update=True, populate_existing=True)
     if state is not None and state.tz != tz.key:  # another zone: days mean other hours
         _wipe(session)
