@@ -172,3 +172,21 @@ def test_reports_count_the_answers_by_province_and_period(phone, db) -> None:
     table = reports.build(db, period).table("callers_province")
     assert {r.key: r.cells for r in table.rows} == {"province_17": [0, 2], "province_14": [0, 1]}
     assert table.rows[0].label == {"en": "Prey Veng", "km": "ព្រៃវែង"}
+
+
+def test_a_province_key_that_is_global_or_a_code_out_of_range_is_named(tmp_path) -> None:
+    import shutil
+
+    from tests.test_menus import VOICE, edit, problems
+
+    voice = tmp_path / "voice"
+    shutil.copytree(VOICE, voice)
+    edit(voice, "menu.yaml", '      "1": "01"               # Banteay Meanchey\n',
+         '      "9": "01"\n      "1": "26"\n')
+    assert problems(voice) == [
+        "menu.yaml, node 'province', field 'provinces.9': must be a key that is not a global key, naming a "
+        "province code from '01' to '25' (ISO 3166-2:KH)",
+        "menu.yaml, node 'province', field 'provinces.1': must be a key that is not a global key, naming a "
+        "province code from '01' to '25' (ISO 3166-2:KH)"]
+    edit(voice, "menu.yaml", "province_question: province", "province_question: main")
+    assert "menu.yaml, field 'province_question': 'main' is not a node of type province" in problems(voice)

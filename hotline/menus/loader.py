@@ -426,6 +426,8 @@ class _Builder:
         if raw is None:
             return None
         target = nodes.get(str(raw))
+        if target is None and str(raw) in self.node_ids:
+            return None  # the node itself is invalid, and named already
         if target is None or target.type != "province":
             self.err(None, "province_question", f"{raw!r} is not a node of type province")
             return None
