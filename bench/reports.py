@@ -15,8 +15,8 @@ per row. Then it runs the console page's work for the whole year by month and by
 table. The target: the page in under 2 s on PostgreSQL at full scale.
 
 Then it rolls the year up as the periodic duty would by noon on 31 December
-(`hotline.services.rollups`: through 30 December, the last day stays live) and times the page again. `--live` also times it
-before the roll-ups are made (every number from the base tables).
+(`hotline.services.rollups`: through 30 December, the last day stays live) and times the page
+again. `--live` also times it before the roll-ups are made (every number from the base tables).
 """
 
 from __future__ import annotations
