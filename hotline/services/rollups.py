@@ -290,7 +290,7 @@ def refresh(session: Session, tz: ZoneInfo, now: datetime | None = None, *, max_
     number of days rolled up."""
     dialect = session.get_bind().dialect.name
     last = ((now or utcnow()).astimezone(tz) - CLOSED_AFTER).date() - timedelta(days=1)
-    state = session.get(ReportRollupState, 1, with_for_update=True, populate_existing=True)
+    state = session.get(ReportRollupState, 1, populate_existing=True)
     if state is not None and state.tz != tz.key:  # another zone: days mean other hours
         _wipe(session)
         session.delete(state)
@@ -309,18 +309,23 @@ def refresh(session: Session, tz: ZoneInfo, now: datetime | None = None, *, max_
     while start <= last and (max_days is None or rolled < max_days):
         chunk = CHUNK_DAYS if max_days is None else min(CHUNK_DAYS, max_days - rolled)
         end = min(start + timedelta(days=chunk - 1), last)
+        # Claim the days first (a conditional UPDATE, the transaction's first write): a second worker
+        # doing the same waits for this one's commit, then finds the days taken and stops.
+        claimed = session.execute(
+            sa.update(ReportRollupState)
+            .where(ReportRollupState.id == 1, ReportRollupState.through == start - timedelta(days=1))
+            .values(through=end, updated_at=utcnow()).execution_options(synchronize_session=False))
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            session.rollback()
+            break
         for model, make, names in DAILY:
             session.execute(sa.insert(model).from_select(list(names), make(start, end, tz, dialect)))
         session.execute(sa.insert(ReportCallerCount).from_select(
             ["day", "week_callers", "week_first", "month_callers", "month_first"],
             caller_counts_daily(start, end, dialect)))
-        state.through, state.updated_at = end, utcnow()
         session.commit()
         rolled += (end - start).days + 1
         start = end + timedelta(days=1)
-        state = session.get(ReportRollupState, 1, with_for_update=True, populate_existing=True)
-        if state is None or state.through != end:
-            break  # another worker took over
     session.commit()
     return rolled
 
