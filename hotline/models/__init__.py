@@ -7,7 +7,7 @@ Message bodies and recordings are purged after a retention period; counts surviv
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -107,6 +107,10 @@ class Caller(Base):
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The voice menu asks once, after a message, which province the caller is from (skippable):
+    # `province_asked_at` is set when asked (answered or not), `province` holds the answer's code.
+    province: Mapped[str | None] = mapped_column(sa.String(2))
+    province_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Call(Base):
@@ -517,3 +521,79 @@ class PhoneTake(Base):
     seconds: Mapped[float | None] = mapped_column(sa.Float)  # after the pipeline
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+# --- daily roll-ups for the reports (hotline.services.rollups): counts only, never a number ------
+
+class ReportRollupState(Base):
+    """How far the roll-ups reach: every local day up to `through` (in zone `tz`) is rolled up."""
+
+    __tablename__ = "report_rollup_state"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tz: Mapped[str] = mapped_column(sa.String(64))
+    through: Mapped[date] = mapped_column(sa.Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+
+
+class ReportCallDay(Base):
+    """Inbound calls per local day and dimension (line, language, the caller's country, hang-up node:
+    None while the call had not ended, "" when it ended before any node)."""
+
+    __tablename__ = "report_call_days"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    line: Mapped[str] = mapped_column(sa.String(16))
+    language: Mapped[str | None] = mapped_column(sa.String(24))
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    hang_node: Mapped[str | None] = mapped_column(sa.String(64))
+    calls: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ReportEventDay(Base):
+    """Messages started (kind message_part: first parts only) and heard to the end, per day and node."""
+
+    __tablename__ = "report_event_days"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    node: Mapped[str | None] = mapped_column(sa.String(64))
+    events: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ReportFunnelDay(Base):
+    """Distinct calls with an event of `kind` that day, and how many of them had one the day before
+    too (so distinct calls over a range are the sum of `calls` less the `spanning` inside it)."""
+
+    __tablename__ = "report_funnel_days"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    calls: Mapped[int] = mapped_column(sa.Integer)
+    spanning: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ReportCallerDay(Base):
+    """One row per caller per local day with a menu call: the caller's previous such day and the day
+    the number first reached us. Distinct callers in any range [a, b] are the rows in it whose
+    `prev_day` is before a, so counts stay exact without a DISTINCT. `caller_id` only links the next
+    day's row to this one; the retention purge empties it with the caller's number."""
+
+    __tablename__ = "report_caller_days"
+    __table_args__ = (sa.Index("ix_report_caller_days_caller_day", "caller_id", "day"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    caller_id: Mapped[int | None] = mapped_column(sa.Integer)
+    prev_day: Mapped[date | None] = mapped_column(sa.Date)
+    first_day: Mapped[date | None] = mapped_column(sa.Date)
+
+
+class ReportCallerCount(Base):
+    """Per day, from `report_caller_days`: callers whose day it is first in its week (month) as of that
+    day, and those of them whose number first reached us that week (month). A whole period's distinct
+    and first-time callers are the sums over its days."""
+
+    __tablename__ = "report_caller_counts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    week_callers: Mapped[int] = mapped_column(sa.Integer)
+    week_first: Mapped[int] = mapped_column(sa.Integer)
+    month_callers: Mapped[int] = mapped_column(sa.Integer)
+    month_first: Mapped[int] = mapped_column(sa.Integer)
