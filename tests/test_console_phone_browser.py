@@ -30,6 +30,7 @@ PASSWORD = "correct horse battery"
 PHONE = {"width": 390, "height": 844}
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+KHMER_NOTE = "បងស្រីរបស់នាងនិយាយថា មេខ្យល់បានយកលិខិតឆ្លងដែនរបស់ពួកគេ។"
 LONG_NOTE = ("Sister says the agent in Rayong kept both passports and the phone; call the shelter "
              "hotline first: https://example.org/a/very/long/link/without/any/spaces/at/all/in/it/123456789")
 
@@ -44,7 +45,7 @@ def _arrange(live_server) -> Arranged:
     with resources_of(live_server.app).db.Session() as s:
         admin = staff_service.create(s, "admin.with.a.long.address@example-ngo.org", "admin", PASSWORD,
                                      name="Chanthou Sovannarith")
-        staff_service.create(s, "sokha.lawyer@example-ngo.org", "lawyer", PASSWORD, name="Sokha")
+        staff_service.create(s, "sokha.lawyer@example-ngo.org", "lawyer", PASSWORD, name="សុខា")
         staff_service.create(s, "donor-reports@example-ngo.org", "reports", PASSWORD, name="Donor")
         admin.phone = "+85512345009"
         ids = []
@@ -59,9 +60,11 @@ def _arrange(live_server) -> Arranged:
         assert urgent is not None
         urgent.last_error = "alert SMS to +66******001 failed: 30003 unreachable destination handset"
         case_service.add_note(s, urgent, admin.id, LONG_NOTE)
+        case_service.add_note(s, urgent, admin.id, KHMER_NOTE)
         case_service.claim(s, urgent.id, admin.id)
         intake.request_callback(s, caller=callers.get_or_create(s, "+66812345670"), phone="+66812345670", source="ivr")
         oncall.add_entry(s, country="KH", phone="+85512345001", name="Dara (on call, nights and weekends)")
+        oncall.add_entry(s, country="TH", phone="+66812345001", name="สมชาย", position=1)
         for i in range(3):
             staff_service.audit(s, admin.id, "case.viewed", "case", ids[0], ip="2001:db8:85a3::8a2e:370:7334",
                                 detail_with_a_long_name=f"a-long-value-without-spaces-{i}-" + "x" * 40)
@@ -146,6 +149,25 @@ def _describe(name: str, violations: list[dict[str, Any]]) -> list[str]:
             f" {v['nodes'][0].get('failureSummary', '')[:200]}" for v in violations]
 
 
+WRONG_VOICE = """() => {
+  const bad = [];
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const text = n.textContent, parent = n.parentElement;
+    const want = /[\u1780-\u17ff]/.test(text) ? "km" : /[\u0e00-\u0e7f]/.test(text) ? "th" : null;
+    if (!want || !parent) continue;
+    const got = (parent.closest("[lang]") || document.documentElement).lang.split("-")[0];
+    if (got !== want) bad.push(`${want} text in lang=${got} <${parent.tagName.toLowerCase()}>: ${text.trim().slice(0, 30)}`);
+  }
+  return bad;
+}"""
+
+
+def _wrong_voice(page, name: str) -> list[str]:
+    """Khmer or Thai text whose nearest `lang` says otherwise (a screen reader would use the wrong voice)."""
+    return [f"{name}: {b}" for b in page.evaluate(WRONG_VOICE)]
+
+
 @pytest.fixture
 def axe_page(browser_page):  # type: ignore[no-untyped-def]
     browser_page.context.add_init_script(path=str(AXE))
@@ -158,14 +180,19 @@ def test_axe_finds_no_wcag_aa_violations_on_any_console_page_or_the_simulator(li
     problems: list[str] = []
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(base + "/staff/login")
-    problems += _describe("login", _axe(page))
+    problems += _describe("login", _axe(page)) + _wrong_voice(page, "login")
     email = "admin.with.a.long.address@example-ngo.org"
     for lang in ("en", "km"):
         _set_language(live_server, email, lang)
         _login(page, base, email)
         for name, path in _pages(arranged):
             page.goto(base + path)
-            problems += _describe(f"{name}-{lang}", _axe(page))
+            problems += _describe(f"{name}-{lang}", _axe(page)) + _wrong_voice(page, f"{name}-{lang}")
+        if lang == "km":  # the reverse: English free text inside a Khmer page is marked English
+            page.goto(f"{base}/staff/cases/{arranged.urgent_id}")
+            assert page.locator("ol.notes .body", has_text="Sister says").get_attribute("lang") == "en"
+            assert page.locator("#case-error").get_attribute("lang") == "en"
+            assert page.locator("header.site button[name=language]").get_attribute("lang") == "en"
         page.set_viewport_size(PHONE)  # the phone layout (cards, wrapped tables) is checked too
         for name, path in _pages(arranged)[:4]:
             page.goto(base + path)
@@ -174,4 +201,65 @@ def test_axe_finds_no_wcag_aa_violations_on_any_console_page_or_the_simulator(li
         page.goto(base + "/staff/")
         page.locator("header form.inline button[type=submit]").last.click()
         page.wait_for_url(base + "/staff/login")
+    assert problems == [], json.dumps(problems, indent=1, ensure_ascii=False)
+
+
+def test_axe_harness_reports_a_real_violation(axe_page) -> None:
+    """The check can fail: a low-contrast button on a bare page is reported."""
+    axe_page.set_content('<html lang="en"><head><title>x</title></head><body><main><h1>x</h1>'
+                         '<button style="color:#777;background:#888">Call</button></main></body></html>')
+    axe_page.add_script_tag(path=str(AXE))  # init scripts run on navigations, not on set_content
+    assert axe_page.evaluate("axe.version") == "4.14.1"
+    assert "color-contrast" in [v["id"] for v in _axe(axe_page)]
+    axe_page.set_content('<html lang="en"><body><p>ជំនួយ</p></body></html>')
+    assert _wrong_voice(axe_page, "bare") == ["bare: km text in lang=en <p>: ជំនួយ"]
+
+
+def _heard(page, name: str) -> None:
+    page.wait_for_selector(f'#transcript li.played[data-name="{name}"]', state="attached")
+
+
+def _focused(page) -> str:
+    return page.evaluate("() => { const a = document.activeElement; return a === document.body ? 'body' : "
+                         "(a.id || a.className) + (a.dataset.key ? ':' + a.dataset.key : ''); }")
+
+
+def test_simulator_call_steps_keep_focus_and_pass_axe_with_a_focusable_live_transcript(live_server, axe_page) -> None:
+    page = axe_page
+    page.set_viewport_size(PHONE)
+    page.goto(live_server.url + "/simulator")
+    problems = _describe("sim-idle", _axe(page)) + _wrong_voice(page, "sim-idle")
+    log = page.locator("#transcript-log")
+    assert log.get_attribute("role") == "log" and log.get_attribute("tabindex") == "0"
+    assert page.locator("#transcript-log #transcript").count() == 1
+    page.select_option("#lang", "en")
+    page.uncheck("#auto-timeout")
+    page.focus("#call")
+    page.keyboard.press("Enter")  # as a keyboard user: Call is disabled once the call is up
+    _heard(page, "km/choose_language")
+    assert _focused(page) == "key:1"
+    problems += _describe("sim-gather", _axe(page)) + _wrong_voice(page, "sim-gather")
+    page.keyboard.press("Enter")  # key 1: Khmer
+    _heard(page, "km/main_menu")
+    page.locator('.key[data-key="9"]').click()  # urgent: ring the lawyer, or record a message
+    page.wait_for_selector("#dial-box:not([hidden]), #record-box:not([hidden])")
+    if page.locator("#dial-box").is_visible():
+        page.wait_for_function("document.activeElement.id === 'dial-h'")
+        problems += _describe("sim-dial", _axe(page))
+        page.click("#no-answer")
+        page.wait_for_selector("#record-box:not([hidden])")
+    page.wait_for_function("document.activeElement.id === 'record-h'")
+    problems += _describe("sim-record", _axe(page)) + _wrong_voice(page, "sim-record")
+    assert _check_width(page, "simulator-recording") == []
+    page.focus("#sample")
+    page.keyboard.press("Enter")  # the record box hides: focus goes to the next menu's keys
+    _heard(page, "km/urgent_category")
+    assert _focused(page) == "key:1"
+    page.click("#hangup")
+    page.wait_for_selector('#status[data-status="ended"]')
+    page.wait_for_function("document.activeElement.id === 'call'")
+    page.fill("#sms-body", "ជំនួយ")
+    page.click("#sms-send")
+    page.wait_for_selector("#sms-thread li.in, #sms-thread li.note")
+    problems += _describe("sim-ended", _axe(page)) + _wrong_voice(page, "sim-ended")
     assert problems == [], json.dumps(problems, indent=1, ensure_ascii=False)

@@ -32,6 +32,7 @@ from flask import (
 from flask import session as cookie
 from flask_login import LoginManager, current_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from hotline.db import utcnow
@@ -259,3 +260,23 @@ def _waiting(value: timedelta, lang: str = "en") -> str:
 
 bp.add_app_template_filter(mask, "staff_mask")
 bp.add_app_template_filter(mask_all, "staff_mask_all")
+
+
+def script_language(text: str | None) -> str | None:
+    """The language a piece of free text is written in, by its script: Khmer or Thai letters, else
+    Latin letters (English); None for text with no letters (numbers, phone numbers, dashes)."""
+    if not text:
+        return None
+    if any("\u1780" <= ch <= "\u17ff" or "\u19e0" <= ch <= "\u19ff" for ch in text):
+        return "km"
+    if any("\u0e00" <= ch <= "\u0e7f" for ch in text):
+        return "th"
+    return "en" if any(ch.isascii() and ch.isalpha() for ch in text) else None
+
+
+@bp.app_template_filter("lang_attr")
+def _lang_attr(text: str | None, page_lang: str = "en") -> Markup:
+    """` lang="km"` on an element whose free text (a note, a text message, a name) is not in the
+    page's language, so a screen reader switches voice; nothing when it is."""
+    found = script_language(text)
+    return Markup(f' lang="{found}"') if found and found != page_lang else Markup("")
