@@ -101,7 +101,8 @@ def _overflow(page) -> dict[str, Any]:
       const vw = document.documentElement.clientWidth;
       const wide = [...document.querySelectorAll('body *')]
         .filter(e => e.getBoundingClientRect().right > vw + 1)
-        .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '')
+        .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+                          + (e.className ? '.' + e.className : '')
                           + ' right=' + Math.round(e.getBoundingClientRect().right));
       return {scroll: document.documentElement.scrollWidth, body: document.body.scrollWidth, vw, wide};
     }""")
@@ -163,7 +164,8 @@ WRONG_VOICE = """() => {
     const want = /[\u1780-\u17ff]/.test(text) ? "km" : /[\u0e00-\u0e7f]/.test(text) ? "th" : null;
     if (!want || !parent) continue;
     const got = (parent.closest("[lang]") || document.documentElement).lang.split("-")[0];
-    if (got !== want) bad.push(`${want} text in lang=${got} <${parent.tagName.toLowerCase()}>: ${text.trim().slice(0, 30)}`);
+    const tag = parent.tagName.toLowerCase();
+    if (got !== want) bad.push(`${want} text in lang=${got} <${tag}>: ${text.trim().slice(0, 30)}`);
   }
   return bad;
 }"""

@@ -279,4 +279,5 @@ def _lang_attr(text: str | None, page_lang: str = "en") -> Markup:
     """` lang="km"` on an element whose free text (a note, a text message, a name) is not in the
     page's language, so a screen reader switches voice; nothing when it is."""
     found = script_language(text)
-    return Markup(f' lang="{found}"') if found and found != page_lang else Markup("")
+    # `found` is one of three fixed codes, never the text itself: nothing user-supplied is marked safe.
+    return Markup(f' lang="{found}"') if found and found != page_lang else Markup("")  # noqa: S704
