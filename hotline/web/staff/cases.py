@@ -16,7 +16,7 @@ from hotline.services import callbacks as callback_service
 from hotline.services import cases
 from hotline.services import staff as staff_service
 from hotline.web import resources, session
-from hotline.web.staff.base import _lang, audit, me, staff_required
+from hotline.web.staff.base import _lang, _local_time, audit, me, staff_required
 from hotline.web.staff.base import bp as staff_bp
 from hotline.web.staff.i18n import t
 
@@ -259,7 +259,7 @@ def _me_row() -> StaffUser:
 
 
 def _local(value: Any) -> str:
-    return value.astimezone(resources().settings.tz).strftime("%Y-%m-%d %H:%M") if value else "-"
+    return _local_time(value, _lang())  # the pages' own date format (Babel, CLDR)
 
 
 @staff_bp.post("/cases/<int:case_id>/callback")
