@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ast
 import io
+import os
 import sys
 import tokenize
 from collections import defaultdict
@@ -63,7 +64,7 @@ def compile_to(target: Path, root: Path = TRANSLATIONS) -> Path:
         source, mo = po_path(lang, root), target / lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
         if source.is_file() and (not mo.is_file() or mo.stat().st_mtime < source.stat().st_mtime):
             mo.parent.mkdir(parents=True, exist_ok=True)
-            tmp = mo.with_suffix(".tmp")
+            tmp = mo.with_suffix(f".{os.getpid()}.tmp")  # one per process: workers may start together
             tmp.write_bytes(compiled(lang, root))
             tmp.replace(mo)  # atomic: another worker starting at the same time never reads half a file
     return target

@@ -11,6 +11,7 @@ what other blueprints (the simulator) use.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -68,6 +69,7 @@ TFA_WINDOW = timedelta(minutes=5)  # between a right password and its two-factor
 IP_WINDOW = timedelta(minutes=15)
 IP_LIMIT = 20  # failed logins from one address per IP_WINDOW; counted in the database, not Redis
 
+log = logging.getLogger(__name__)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 
@@ -119,7 +121,14 @@ def init_app(app: Flask) -> None:
 def init_babel(app: Flask) -> None:
     """Flask-Babel for `_()`/`gettext` in the console: the catalogs (hotline/translations/*.po) are
     compiled into the instance folder at start-up when missing or stale: no network, no build step."""
-    target = catalog.compile_to(Path(app.instance_path) / "translations")
+    try:
+        target = catalog.compile_to(Path(app.instance_path) / "translations")
+    except OSError as exc:  # a read-only instance folder: compile somewhere private instead
+        import tempfile
+
+        log.warning("cannot write compiled catalogs to the instance folder (%s): using a temporary one",
+                    type(exc).__name__)
+        target = catalog.compile_to(Path(tempfile.mkdtemp(prefix="hotline-translations-")))
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(target)
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     Babel(app, locale_selector=_lang_or_default, timezone_selector=lambda: str(current_app.config["HOTLINE"].tz))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel.dates import format_datetime
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
 from hotline.db import utcnow
@@ -16,7 +17,7 @@ from hotline.services import callbacks as callback_service
 from hotline.services import cases
 from hotline.services import staff as staff_service
 from hotline.web import resources, session
-from hotline.web.staff.base import _lang, _local_time, audit, me, staff_required
+from hotline.web.staff.base import _lang, audit, me, staff_required
 from hotline.web.staff.base import bp as staff_bp
 from hotline.web.staff.i18n import t
 
@@ -259,7 +260,11 @@ def _me_row() -> StaffUser:
 
 
 def _local(value: Any) -> str:
-    return _local_time(value, _lang())  # the pages' own date format (Babel, CLDR)
+    """A time in a flash message: ISO-like, unambiguous in both languages (as the callback messages
+    have always said it), formatted by Babel in the hotline's time zone."""
+    if not value:
+        return "-"
+    return format_datetime(value, "yyyy-MM-dd HH:mm", tzinfo=resources().settings.tz, locale=_lang())
 
 
 @staff_bp.post("/cases/<int:case_id>/callback")
