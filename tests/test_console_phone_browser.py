@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 
 from hotline.db import utcnow
-from hotline.models import Case, CasePriority, StaffUser
+from hotline.models import Case, CasePriority, OnCallEntry, StaffUser
 from hotline.resources import resources_of
 from hotline.services import callers, intake, oncall
 from hotline.services import cases as case_service
 from hotline.services import staff as staff_service
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "correct horse battery"
@@ -143,6 +143,25 @@ def test_every_console_page_and_the_simulator_fit_a_phone_without_sideways_scrol
         page.locator("header form.inline button", has_text="Log out" if lang == "en" else "ចាក").first.click()
         page.wait_for_url(base + "/staff/login")
     assert problems == [], json.dumps(problems, indent=1, ensure_ascii=False)
+
+
+def test_the_nobody_on_call_alert_fits_a_phone_too(settings, browser_page) -> None:
+    """The header's alert box (nobody on call, with its link to the roster) on the case page."""
+    server = LiveServer(settings.with_(oncall=()))
+    try:
+        arranged = _arrange(server)
+        with resources_of(server.app).db.Session() as s:
+            s.execute(sa.delete(OnCallEntry))
+            s.commit()
+        page, base = browser_page, server.url
+        page.set_viewport_size(PHONE)
+        _login(page, base, "admin.with.a.long.address@example-ngo.org")
+        for path in (f"/staff/cases/{arranged.urgent_id}", "/staff/"):
+            page.goto(base + path)
+            assert page.locator("header .oncall-warning[role=alert]").is_visible()
+            assert _check_width(page, "nobody-on-call" + path.replace("/", "-")) == []
+    finally:
+        server.stop()
 
 
 def _axe(page) -> list[dict[str, Any]]:
