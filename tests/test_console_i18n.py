@@ -77,3 +77,17 @@ def test_dict_style_strings_from_another_branch_convert_into_catalog_entries(tmp
     assert (root / "messages.pot").is_file()
     mo = catalog.compile_to(tmp_path / "built", root) / "km" / "LC_MESSAGES" / "messages.mo"
     assert mo.is_file()
+
+
+def test_templates_can_use_gettext_directly_in_the_request_language(app) -> None:
+    template = app.jinja_env.from_string('{{ _("Case queue") }} · {{ gettext("Log out") }}')
+    with app.test_request_context("/staff/"), force_locale("km"):
+        assert template.render() == f'{i18n.t("queue", "km")} · {i18n.t("logout", "km")}'
+
+
+def test_a_dict_style_draft_shows_before_it_is_moved_into_the_catalog(monkeypatch) -> None:
+    monkeypatch.setitem(i18n.EN, "studio_title", "Content studio")
+    monkeypatch.setitem(i18n.KM_PENDING, "studio_title", "ស្ទូឌីយោខ្លឹមសារ")
+    assert i18n.t("studio_title", "km") == "ស្ទូឌីយោខ្លឹមសារ"
+    assert i18n.t("studio_title", "en") == "Content studio"
+    assert "studio_title" in catalog.missing(i18n.EN)  # and `make i18n` would move it
