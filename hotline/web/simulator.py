@@ -17,11 +17,11 @@ import hmac
 import json
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
 
-from hotline.models import Call, Direction, Message, Role
+from hotline.models import Role
 from hotline.phones import mask
+from hotline.services.sent import recent_outbound
 from hotline.settings import Settings
 from hotline.simclient import CallError, CallState, PhoneClient, Step, WsgiPoster, load_prompts, sms_parts
 from hotline.simclient.recordings import RecordingError, RecordingStore
@@ -220,14 +220,7 @@ def _show(number: str | None) -> str:
 @bp.get("/api/outbox")
 def outbox() -> Response:
     """What the hotline sent out through the transport, newest first: SMS and the calls it placed."""
-    s = session()
-    # Replies to a text travel back in the webhook's TwiML (the texting pane shows them), not through
-    # the transport; this pane is for what the hotline sends on its own.
-    messages = s.scalars(sa.select(Message).where(Message.direction == Direction.OUTBOUND,
-                                                  sa.or_(Message.purpose.is_(None), Message.purpose != "reply"))
-                         .order_by(Message.id.desc()).limit(50)).all()
-    calls = s.scalars(sa.select(Call).where(Call.direction == Direction.OUTBOUND)
-                      .order_by(Call.id.desc()).limit(50)).all()
+    messages, calls = recent_outbound(session())
     return jsonify(
         messages=[{"id": m.id, "to": _show(m.peer), "body": m.body or "", "status": str(m.status),
                    "provider": m.provider, "purpose": m.purpose, "parts": m.segments or sms_parts(m.body or ""),
