@@ -149,7 +149,7 @@ def time_reports(engine: sa.Engine, repeat: int) -> None:
     from sqlalchemy.orm import Session
 
     from hotline.web import charts
-    from hotline.web.staff_i18n import report_label
+    from hotline.web.staff.i18n import report_label
 
     tz = ZoneInfo("Asia/Phnom_Penh")
     for by in ("month", "week"):

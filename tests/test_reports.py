@@ -31,7 +31,7 @@ from hotline.models import (
     StaffUser,
 )
 from hotline.services import reports
-from hotline.web.staff_i18n import report_label
+from hotline.web.staff.i18n import report_label
 
 TZ = ZoneInfo("Asia/Phnom_Penh")
 PHONES = {"A": "+85510000001", "B": "+66810000002", "C": "+85510000003", "D": "+14155550100"}

@@ -33,7 +33,7 @@ def report_command(start: date, end: date, by: str, fmt: str, lang: str, output:
     from hotline.cli import settings_or_exit
     from hotline.db import Database
     from hotline.services import reports
-    from hotline.web.staff_i18n import report_label, t
+    from hotline.web.staff.i18n import report_label, t
 
     settings = settings_or_exit()
     try:

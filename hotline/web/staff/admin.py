@@ -13,9 +13,9 @@ from hotline.phones import known_country, to_e164
 from hotline.services import oncall as oncall_service
 from hotline.services import staff as staff_service
 from hotline.web import resources, session
-from hotline.web.staff import _lang, audit, staff_required
-from hotline.web.staff import bp as staff_bp
-from hotline.web.staff_i18n import t
+from hotline.web.staff.base import _lang, audit, staff_required
+from hotline.web.staff.base import bp as staff_bp
+from hotline.web.staff.i18n import t
 
 AUDIT_PAGE = 200
 

@@ -15,9 +15,9 @@ from hotline.models import CallbackRequest, Case, Recording, Role, StaffUser
 from hotline.services import callbacks as callback_service
 from hotline.services import cases
 from hotline.web import resources, session
-from hotline.web.staff import _lang, audit, me, staff_required
-from hotline.web.staff import bp as staff_bp
-from hotline.web.staff_i18n import t
+from hotline.web.staff.base import _lang, audit, me, staff_required
+from hotline.web.staff.base import bp as staff_bp
+from hotline.web.staff.i18n import t
 
 QUEUE_VIEWS = ("open", "mine", "all")
 

@@ -15,9 +15,9 @@ from hotline.db import utcnow
 from hotline.models import Case, Role
 from hotline.services import places, reports
 from hotline.web import charts, resources, session
-from hotline.web.staff import _lang, audit, staff_required
-from hotline.web.staff import bp as staff_bp
-from hotline.web.staff_i18n import report_label, t
+from hotline.web.staff.base import _lang, audit, staff_required
+from hotline.web.staff.base import bp as staff_bp
+from hotline.web.staff.i18n import report_label, t
 
 REPORT_ROLES = (Role.ADMIN, Role.REPORTS)
 
