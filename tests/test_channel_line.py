@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -207,3 +208,230 @@ def test_fake_blocked_user_gets_200_and_nothing(fake: FakeLine) -> None:
 def test_retry_key_is_a_stable_uuid() -> None:
     assert line.retry_key("m-1") == line.retry_key("m-1") != line.retry_key("m-2")
     assert json.dumps(line.retry_key("m-1")).count("-") == 4
+
+
+# -- end to end: signed webhooks into the real app, a real worker, the fake API ------------------
+
+from datetime import timedelta  # noqa: E402
+
+import sqlalchemy as sa  # noqa: E402
+
+from hotline import create_app  # noqa: E402
+from hotline.db import utcnow  # noqa: E402
+from hotline.models import (  # noqa: E402
+    Caller,
+    Case,
+    ChannelEvent,
+    Direction,
+    Message,
+    MessageStatus,
+    OutboxJob,
+    Recording,
+)
+from hotline.services import recordings  # noqa: E402
+from hotline.settings import Settings  # noqa: E402
+from tests.conftest import requeue_scheduled, run_worker_burst  # noqa: E402
+
+M4A = b"\x00\x00\x00\x1cftypM4A \x00\x00\x02\x00M4A isommp42" + bytes(range(256)) * 8
+
+
+@pytest.fixture
+def settings(settings: Settings, fake: FakeLine) -> Settings:
+    return settings.with_(channels={"line": {
+        "LINE_CHANNEL_SECRET": fake.channel_secret, "LINE_CHANNEL_ACCESS_TOKEN": fake.access_token,
+        "LINE_API_BASE_URL": fake.url, "LINE_DATA_API_BASE_URL": fake.data_url}})
+
+
+def deliver(client, fake: FakeLine, *events: dict, signature: str | None = None):  # type: ignore[no-untyped-def]
+    body, headers = fake.webhook(*events)
+    if signature is not None:
+        headers["X-Line-Signature"] = signature
+    return client.post("/channels/line", data=body, headers=headers)
+
+
+def rows(db, model, *where):  # type: ignore[no-untyped-def]
+    db.expire_all()
+    return list(db.scalars(sa.select(model).where(*where).order_by(model.id)))
+
+
+def outbound(db) -> list[Message]:  # type: ignore[no-untyped-def]
+    return rows(db, Message, Message.direction == Direction.OUTBOUND)
+
+
+def test_channel_without_settings_answers_404(settings: Settings, fake: FakeLine) -> None:
+    app = create_app(settings.with_(channels={}), TESTING=True)
+    body, headers = fake.webhook(fake.text(USER, "1"))
+    assert app.test_client().post("/channels/line", data=body, headers=headers).status_code == 404
+
+
+def test_wrong_signature_is_403_and_nothing_is_stored(client, db, fake: FakeLine) -> None:
+    ev = fake.text(USER, "SOS they took my passport")
+    assert deliver(client, fake, ev, signature=fake.sign(b"another body")).status_code == 403
+    assert deliver(client, fake, ev, signature="").status_code == 403
+    assert rows(db, Message) == [] and rows(db, ChannelEvent) == [] and rows(db, Case) == []
+
+
+def test_text_1_gets_the_recorded_message_as_m4a_voice_then_text_with_quick_replies(
+        client, db, settings, fake: FakeLine) -> None:
+    assert deliver(client, fake, fake.text(USER, "1")).status_code == 200
+    run_worker_burst(settings)
+    [reply] = fake.replies  # by the free reply token, not a push
+    audio, text = reply["messages"]
+    assert audio["type"] == "audio" and audio["duration"] > 1000
+    assert audio["originalContentUrl"].startswith("https://hotline.example.org/channels/media/")
+    served = client.get(audio["originalContentUrl"].removeprefix("https://hotline.example.org"))
+    assert served.status_code == 200 and served.data[4:8] == b"ftyp" and served.mimetype == "audio/mp4"
+    labels = [i["action"]["label"] for i in text["quickReply"]["items"]]
+    assert text["type"] == "text" and labels[0].startswith("1 ") and len(labels) == 9
+    assert {i["action"]["text"] for i in text["quickReply"]["items"]} >= {"1", "CALL", "SOS"}
+    inbound, out = rows(db, Message)
+    assert inbound.peer == f"line:{USER}" and inbound.channel == "line" and inbound.keyword == "topic_1"
+    assert out.status == MessageStatus.SENT and out.body == text["text"] and fake.pushes == []
+
+
+def test_redelivered_event_acts_once(client, db, settings, fake: FakeLine) -> None:
+    ev = fake.text(USER, "SOS my boss locked us in")
+    assert deliver(client, fake, ev).status_code == 200
+    assert deliver(client, fake, fake.redelivered(ev)).status_code == 200
+    assert deliver(client, fake, ev, ev).status_code == 200  # twice in one batch
+    run_worker_burst(settings)
+    assert len(rows(db, Message, Message.direction == Direction.INBOUND)) == 1
+    assert len(rows(db, Case)) == 1 and len(fake.delivered_to(USER)) == 1
+
+
+def test_expired_reply_token_falls_back_to_push_with_a_retry_key(client, db, settings, fake: FakeLine) -> None:
+    ev = fake.text(USER, "HELP")
+    fake.expire(ev["replyToken"])
+    deliver(client, fake, ev)
+    run_worker_burst(settings)
+    [push] = fake.pushes
+    assert push["to"] == USER and len(push["retryKey"]) == 36 and outbound(db)[0].status == MessageStatus.SENT
+
+
+def test_old_reply_token_is_not_tried(client, db, settings, fake: FakeLine, res) -> None:
+    deliver(client, fake, fake.text(USER, "HELP"))
+    job = rows(db, OutboxJob)[0]
+    job.payload = {**job.payload, "received_at": (utcnow() - timedelta(minutes=5)).isoformat()}
+    db.commit()
+    run_worker_burst(settings)
+    assert fake.replies == [] and len(fake.pushes) == 1
+    assert ("POST", "/v2/bot/message/reply") not in fake.requests
+
+
+def test_5xx_and_rate_limit_are_retried_and_the_person_sees_it_once(client, db, settings, fake: FakeLine, res) -> None:
+    ev = fake.text(USER, "HELP")
+    fake.expire(ev["replyToken"])
+    fake.fail_next(1, 500)
+    fake.fail_next(1, 429, "The API rate limit has been exceeded. Try again later.")
+    deliver(client, fake, ev)
+    for _ in range(3):
+        run_worker_burst(settings)
+        requeue_scheduled(res.redis())
+    run_worker_burst(settings)
+    assert outbound(db)[0].status == MessageStatus.SENT and len(fake.delivered_to(USER)) == 1
+
+
+def test_push_accepted_before_a_timeout_is_not_sent_twice(client, db, settings, fake: FakeLine, res) -> None:
+    ev = fake.text(USER, "HELP")
+    fake.expire(ev["replyToken"])
+    deliver(client, fake, ev)
+    fake.delay = 2.0  # LINE accepts the push, but only after our read timeout gave up
+    from hotline.channels import http
+    old = http.TIMEOUT
+    http.TIMEOUT = (1, 1)
+    try:
+        run_worker_burst(settings)
+    finally:
+        http.TIMEOUT = old
+        fake.delay = 0.0
+    for _ in range(50):  # the fake is still finishing the request our client gave up on
+        if fake.pushes:
+            break
+        time.sleep(0.1)
+    assert len(fake.pushes) == 1 and outbound(db)[0].status == MessageStatus.QUEUED
+    requeue_scheduled(res.redis())
+    run_worker_burst(settings)
+    assert len(fake.pushes) == 1 and outbound(db)[0].status == MessageStatus.SENT
+
+
+@pytest.mark.parametrize("status,message,code", [
+    (400, "The property, 'to', in the request body is invalid (line: -, column: -)", "400"),
+    (429, "You have reached your monthly limit.", "monthly_limit"),
+])
+def test_permanent_errors_are_recorded_and_not_retried(client, db, settings, fake: FakeLine, res,
+                                                        status: int, message: str, code: str) -> None:
+    ev = fake.text(USER, "HELP")
+    fake.expire(ev["replyToken"])
+    fake.fail_next(1, status, message)
+    deliver(client, fake, ev)
+    run_worker_burst(settings)
+    assert requeue_scheduled(res.redis()) == 0
+    [out] = outbound(db)
+    assert out.status == MessageStatus.FAILED and out.error_code == code
+    assert fake.access_token not in (out.error_message or "") and fake.delivered_to(USER) == []
+
+
+def test_voice_message_is_downloaded_stored_encrypted_and_opens_a_case(client, db, settings, res,
+                                                                       fake: FakeLine) -> None:
+    ev = fake.audio(USER, M4A, 3400, preparing=1)  # LINE is still preparing it the first time
+    assert deliver(client, fake, ev).status_code == 200
+    for _ in range(2):
+        run_worker_burst(settings)
+        requeue_scheduled(res.redis())
+    run_worker_burst(settings)
+    [rec] = rows(db, Recording)
+    [case] = rows(db, Case)
+    assert rec.status == "stored" and rec.case_id == case.id and case.source == "line" and rec.duration_s == 3
+    assert recordings.decrypt(settings, rec) == M4A
+    assert M4A[:12] not in (settings.recordings_path / (rec.storage_path or "")).read_bytes()
+    assert ("GET", f"data:/v2/bot/message/{ev['message']['id']}/content") in fake.requests
+    assert fake.delivered_to(USER)[-1]["type"] == "text"  # "we have your voice message"
+
+
+@pytest.mark.parametrize("kind,fields", [
+    ("sticker", {"packageId": "446", "stickerId": "1988"}),
+    ("image", {"contentProvider": {"type": "line"}}),
+    ("location", {"title": "x", "address": "Bangkok", "latitude": 13.7, "longitude": 100.5}),
+    ("hologram", {}),
+])
+def test_stickers_images_locations_and_unknown_types_get_one_neutral_reply(
+        client, db, settings, fake: FakeLine, kind: str, fields: dict) -> None:
+    assert deliver(client, fake, fake.message(USER, kind, **fields)).status_code == 200
+    run_worker_burst(settings)
+    [msg] = fake.delivered_to(USER)
+    assert msg["type"] == "text" and "voice" in msg["text"].lower() or "សំឡេង" in msg["text"]
+    assert rows(db, Case) == [] and rows(db, Recording) == []
+
+
+def test_group_chats_and_unknown_events_are_200_and_leave_no_trace(client, db, settings, fake: FakeLine) -> None:
+    resp = deliver(client, fake, fake.text(USER, "SOS", source="group"), fake.event(USER, "beacon"),
+                   fake.event(USER, "unfollow"), fake.text(USER, "1", mode="standby"))
+    assert resp.status_code == 200
+    run_worker_burst(settings)
+    assert rows(db, Message) == [] and rows(db, Caller) == [] and fake.delivered_to(USER) == []
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"events": [{"type": "message"}]}', b"\xff\xfe"])
+def test_signed_garbage_is_never_a_5xx(client, db, fake: FakeLine, body: bytes) -> None:
+    resp = client.post("/channels/line", data=body, headers={"X-Line-Signature": fake.sign(body)})
+    assert resp.status_code < 500 and rows(db, Message) == []
+
+
+def test_a_new_friend_gets_the_welcome_with_buttons(client, db, settings, fake: FakeLine) -> None:
+    deliver(client, fake, fake.event(USER, "follow"))
+    run_worker_burst(settings)
+    [msg] = fake.delivered_to(USER)
+    assert msg["type"] == "text" and len(msg["quickReply"]["items"]) == 9
+
+
+def test_stop_holds_for_pushes_of_staff_and_alerts(client, db, settings, fake: FakeLine) -> None:
+    deliver(client, fake, fake.text(USER, "STOP"))
+    run_worker_burst(settings)
+    assert len(fake.delivered_to(USER)) == 1  # the confirmation of the STOP itself
+    from hotline.services import chat
+    caller = db.scalar(sa.select(Caller).where(Caller.phone == f"line:{USER}"))
+    assert caller is not None and caller.opted_out_at is not None
+    chat.queue_message(db, caller=caller, text="A staff reply", language="en", purpose="staff")
+    db.commit()
+    run_worker_burst(settings)
+    assert len(fake.delivered_to(USER)) == 1 and outbound(db)[-1].status == MessageStatus.FAILED

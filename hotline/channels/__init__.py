@@ -145,6 +145,10 @@ class ChatReply:
     last_inbound_at: datetime | None = None  # the contact's last message on this channel (24-hour rules)
     reply_token: str | None = None
     received_at: datetime | None = None  # when the message with `reply_token` came in
+    # Our own id of this outbound message, the same on every retry of its job: the platform's
+    # idempotency key (LINE's X-Line-Retry-Key, the SMS gateway's message id), so a retry after a
+    # timeout is not shown twice.
+    key: str | None = None
 
 
 class Channel(Protocol):

@@ -17,7 +17,8 @@ two-way SMS in Thailand, and many Thai SIMs block foreign senders).
   (the carrier's own "AIS" or "TrueMove H" notices, promotions) are not people and get no answer.
 
 The official client (`android-sms-gateway`) is not used: its requests session has no timeout, and a
-phone that went to sleep would hang a worker; the two calls we need are a few lines of `requests`.
+phone that went to sleep would hang a worker; the one call we need is a few lines on the shared
+HTTP helper (`hotline.channels.http`: timeouts, 429 and 5xx retried, other 4xx permanent).
 """
 
 from __future__ import annotations
@@ -27,12 +28,18 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from hotline.channels import TEXT, ChatReply, InboundMessage, register
+from hotline.channels.http import request
 from hotline.phones import mask, to_e164
-from hotline.telephony.transport import SendError, Sent
+from hotline.telephony.transport import SendError
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -123,47 +130,76 @@ def _has_letters(raw: str) -> bool:
     return any(c.isalpha() for c in raw)
 
 
-# -- outbound -----------------------------------------------------------------------------------
+# -- the adapter ---------------------------------------------------------------------------------
 
-class SmsGateClient:
-    """`POST {url}/messages` on the phone (local mode) or the cloud server, Basic auth.
+_STATUSES = {Kind.SENT: "sent", Kind.DELIVERED: "delivered", Kind.FAILED: "failed"}
 
-    Transient: timeouts, connection errors, 5xx (503 is the cloud server's queue limit for the
-    device, or a phone server that is restarting), 429. Permanent: 400 (a number the gateway will
-    not take), 401/403 (credentials). 409 on our own message id: an earlier try was accepted.
+
+@register
+class SmsGateAdapter:
+    """The SMS gateway for `hotline.services.chat`.
+
+    The person is their phone number: an inbound text's sender is "+66..." (E.164), the same
+    Caller as their calls and their Twilio texts, so one STOP, one language and one callback number
+    hold across all of them. "sms:+66..." is only the routing address of our replies (this
+    channel's prefix), and the send gate reads its opt-out from the number itself.
     """
 
-    provider = "smsgate"
-    timeout = (5.0, 15.0)  # seconds: connect, read (a phone on a slow network answers slowly)
+    channel: ClassVar[str] = "smsgate"
+    provider: ClassVar[str] = "smsgate"
+    prefix: ClassVar[str] = "sms"
+    voice_format: ClassVar[str] = ""  # SMS carries no audio: a topic's reply is its text
+    timeout: ClassVar[tuple[float, float]] = (5.0, 15.0)  # a phone on a slow network answers slowly
 
-    def __init__(self, url: str, username: str, password: str):
-        self.url = url.rstrip("/")
-        self.auth = (username, password)
+    def __init__(self, config: Mapping[str, str], http: requests.Session):
+        self.url = config["SMSGATE_URL"].rstrip("/")
+        self.auth = (config["SMSGATE_USERNAME"], config["SMSGATE_PASSWORD"])
+        self.signing_key = config["SMSGATE_SIGNING_KEY"]
+        self.http = http
 
-    def send(self, to: str, body: str, *, message_id: str) -> Sent:
-        import requests
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        return verify_signature(self.signing_key, body, headers.get("x-timestamp"), headers.get("x-signature"))
 
-        payload: dict[str, Any] = {"id": message_id, "phoneNumbers": [to], "textMessage": {"text": body[:MAX_TEXT]},
-                   "withDeliveryReport": True, "ttl": MESSAGE_TTL_SECONDS}
+    def parse(self, body: bytes) -> list[InboundMessage]:
+        ev = parse_event(body)
+        if ev.kind is Kind.PING:
+            log.info("SMS gateway %s is alive (system:ping)", ev.device_id)
+        if ev.kind is not Kind.RECEIVED or not ev.event_id or not ev.phone:
+            if ev.kind is Kind.IGNORED:
+                log.info("SMS gateway event %s ignored (%s)", ev.event_id, ev.detail)
+            return []
+        return [InboundMessage(channel=self.channel, provider=self.provider, sid=None, sender=ev.phone,
+                               body=ev.text, kind=TEXT, event_id=ev.event_id)]
+
+    def status(self, body: bytes) -> list[tuple[str, str, str | None]]:
+        """(our message id, sent | delivered | failed, the phone's reason) of a status event."""
+        ev = parse_event(body)
+        status = _STATUSES.get(ev.kind)
+        if status is None or not ev.message_id:
+            return []
+        return [(ev.message_id, status, ev.reason or None)]
+
+    def handshake(self, args: Mapping[str, str]) -> str | None:
+        return None
+
+    def send(self, to: str, reply: ChatReply) -> str | None:
+        """Queue the text on the phone under our own id; the outcome comes later by webhook."""
+        mid = message_id(reply.key or f"{to}:{reply.text}:{reply.received_at}")
+        payload: dict[str, Any] = {"id": mid, "phoneNumbers": [to], "textMessage": {"text": reply.text[:MAX_TEXT]},
+                                   "withDeliveryReport": True, "ttl": MESSAGE_TTL_SECONDS}
         try:
-            resp = requests.post(f"{self.url}/messages", json=payload, auth=self.auth, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise SendError(f"SMS gateway unreachable: {type(exc).__name__}", transient=True, code="network") from None
-        if resp.status_code == 409:
-            log.info("SMS gateway already had message %s for %s: not sent twice", message_id, mask(to))
-            return Sent(message_id, "accepted", self.provider)
-        if resp.status_code >= 400:
-            try:
-                detail = str((resp.json() or {}).get("message") or "")[:200]
-            except ValueError:
-                detail = ""
-            transient = resp.status_code >= 500 or resp.status_code == 429
-            raise SendError(f"SMS gateway {resp.status_code}: {detail}", transient=transient,
-                            code=str(resp.status_code))
-        try:
-            state = resp.json()
-        except ValueError:
-            state = {}
-        sid = str(state.get("id") or message_id) if isinstance(state, dict) else message_id
-        status = str(state.get("state") or "Pending").lower() if isinstance(state, dict) else "pending"
-        return Sent(sid, status, self.provider)
+            request(self.http, "POST", f"{self.url}/messages", what="SMS gateway", secret=self.auth[1],
+                    json=payload, auth=self.auth, timeout=self.timeout)
+        except SendError as exc:
+            if exc.code != "409":  # 409: an earlier try was accepted under this id: not sent twice
+                raise
+            log.info("SMS gateway already had message %s for %s", mid, mask(to))
+        return mid
+
+    def download(self, media: str) -> bytes:
+        raise SendError("the SMS gateway carries no voice notes", transient=False, code="no_media")
+
+
+def message_id(key: str) -> str:
+    """Our id of one outbound SMS on the gateway: stable across retries, unique per message."""
+    return "hl-" + hashlib.sha256(key.encode()).hexdigest()[:29]

@@ -188,6 +188,8 @@ def receive(session: Session, keywords: KeywordSet, texts: ChatTexts, msg: Inbou
     elif intent == Intent.URGENT:
         text_id = "urgent"
     key = sms_service.reply_key(sid)
+    if msg.sender.startswith("+"):
+        text_id = None  # an SMS gateway's sender is a phone number: the SMS wording fits as it is
     if text_id is not None:
         _reword(session, key, texts, text_id)
     voice = _topic_voice(script, match.topic, session, key) if match and intent == Intent.TOPIC else None
@@ -294,7 +296,10 @@ def send(res: Resources, s: Session, job: OutboxJob) -> None:
     if row is None or row.status != MessageStatus.QUEUED or not row.peer or row.body is None:
         return  # sent already, purged, or refused before
     settings = res.settings
-    transport = sendgate.channel_transport(settings, row.peer)
+    # A contact whose address is a phone number (the SMS gateway: the same Caller as the phone and
+    # Twilio SMS) is routed by the channel the row came through: "+66..." on smsgate -> "sms:+66...".
+    to = row.peer if ":" in row.peer else channels.address(row.channel, row.peer)
+    transport = sendgate.channel_transport(settings, to)
     language = str(row.language or "km")
     texts = load_texts()
     reply = ChatReply(
@@ -304,9 +309,10 @@ def send(res: Resources, s: Session, job: OutboxJob) -> None:
         purpose="reply" if row.purpose == sms_service.REPLY_PURPOSE else (row.purpose or "reply"),
         last_inbound_at=_last_inbound(s, row),
         reply_token=p.get("reply_token"),
-        received_at=datetime.fromisoformat(p["received_at"]) if p.get("received_at") else None)
+        received_at=datetime.fromisoformat(p["received_at"]) if p.get("received_at") else None,
+        key=f"{row.id}.{row.created_at:%Y%m%d%H%M%S%f}" if row.created_at else str(row.id))
     try:
-        platform_id = sendgate.send_channel(s, settings, row.peer, reply, confirms_stop=bool(p.get("confirms_stop")))
+        platform_id = sendgate.send_channel(s, settings, to, reply, confirms_stop=bool(p.get("confirms_stop")))
     except SendError as exc:
         if exc.transient and job.attempts < spec_for(job.kind).attempts:
             raise
@@ -328,6 +334,8 @@ def _voice(settings: Any, transport: Any, voice: dict[str, Any] | None) -> chann
     from hotline.channels import media
 
     fmt = getattr(transport, "voice_format", "mp3")
+    if not fmt:  # a channel that carries no audio (SMS through the gateway)
+        return None
     try:
         return media.prompt_voice(settings, voice["language"], voice["parts"], fmt)
     except media.MediaError as exc:  # the text still goes out

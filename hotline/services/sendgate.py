@@ -154,6 +154,13 @@ def channel_transport(settings: Settings, address: str) -> ChannelTransport | No
     return factory(settings) if factory is not None else None
 
 
+def opt_out_address(address: str) -> str:
+    """Whose STOP applies: "sms:+66..." (a text through the SMS gateway's SIM) is the phone number
+    itself, so one STOP holds for Twilio SMS, the gateway and calls' texts alike."""
+    prefix, _, rest = address.partition(":")
+    return rest if prefix == "sms" and rest.startswith("+") else address
+
+
 def send_channel(session: Session, settings: Settings, to: str, reply: ChatReply, *,
                  confirms_stop: bool = False) -> str | None:
     """Send one chat message to a channel address unless it opted out (raises `OptedOut`); returns
@@ -163,7 +170,7 @@ def send_channel(session: Session, settings: Settings, to: str, reply: ChatReply
         channel = to.partition(":")[0] or "unknown"
         raise SendError(f"no outbound transport for {channel!r} addresses (channel off or unknown)",
                         transient=False, code="no_channel")
-    if not confirms_stop and not may_text(opted_out_at(session, to)):
+    if not confirms_stop and not may_text(opted_out_at(session, opt_out_address(to))):
         log.info("message to %s refused: opted out (STOP)", mask(to))
         raise OptedOut(to)
     return transport.send(to.partition(":")[2], reply)

@@ -67,6 +67,9 @@ def webhook(name: str):  # type: ignore[no-untyped-def]
     if not adapter.verify(body, {k.lower(): v for k, v in request.headers.items()}):
         log.warning("%s webhook with a wrong or missing signature refused", name)
         return Response("forbidden", status=403, mimetype="text/plain")
+    status_of = getattr(adapter, "status", None)  # a gateway's later reports on what we sent
+    if status_of is not None:
+        _apply_status(name, status_of(body))
     try:
         messages = adapter.parse(body)
     except ValueError:
@@ -89,3 +92,25 @@ def webhook(name: str):  # type: ignore[no-untyped-def]
             log.exception("%s event %s failed; answered 200 (the platform would only retry it)", name,
                           msg.event_id)
     return _ok()
+
+
+def _apply_status(name: str, reports: list[tuple[str, str, str | None]]) -> None:
+    """Delivery reports (SMS gateway's sms:sent / sms:delivered / sms:failed): like Twilio's status
+    callbacks, a failure reported minutes later marks the message failed with the phone's reason,
+    an unknown id is ignored, and a status never moves backwards."""
+    if not reports:
+        return
+    from hotline.services import legal_aid
+    from hotline.services import sms as sms_service
+
+    s = session()
+    try:
+        for message_id, status, error in reports:
+            msg = sms_service.record_status(s, sid=f"{name}:{message_id}"[:64], status=status)
+            if msg is not None and status == "failed":
+                msg.error_code, msg.error_message = f"{name}_failed"[:16], (error or "failed")[:255]
+                legal_aid.alert_not_delivered(s, resources().settings, msg)
+        s.commit()
+    except Exception:
+        s.rollback()
+        log.exception("%s delivery report could not be applied; answered 200", name)
