@@ -146,3 +146,199 @@ def test_fake_refuses_bad_auth_numbers_and_duplicate_ids(fake: FakeSmsGate) -> N
                          timeout=5).status_code == 202
     assert requests.post(fake.url + "/messages", auth=(fake.username, fake.password), json=msg,
                          timeout=5).status_code == 409
+
+
+# -- end to end: signed webhooks into the real app, a real worker, the fake phone ----------------
+
+import sqlalchemy as sa  # noqa: E402
+
+from hotline import create_app  # noqa: E402
+from hotline.models import (  # noqa: E402
+    CallbackRequest,
+    Caller,
+    Case,
+    ChannelEvent,
+    Direction,
+    Message,
+    MessageStatus,
+)
+from hotline.services import chat, sendgate  # noqa: E402
+from hotline.settings import Settings  # noqa: E402
+from hotline.telephony.transport import TwilioTransport  # noqa: E402
+from tests.conftest import requeue_scheduled, run_worker_burst  # noqa: E402
+
+
+@pytest.fixture(params=["local"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(settings: Settings, fake: FakeSmsGate, mode: str) -> Settings:
+    return settings.with_(channels={"smsgate": {
+        "SMSGATE_URL": fake.url if mode == "local" else fake.cloud_url, "SMSGATE_USERNAME": fake.username,
+        "SMSGATE_PASSWORD": fake.password, "SMSGATE_SIGNING_KEY": fake.signing_key}})
+
+
+def deliver(client, request: tuple[bytes, dict[str, str]]):  # type: ignore[no-untyped-def]
+    body, headers = request
+    return client.post("/channels/smsgate", data=body, headers=headers)
+
+
+def rows(db, model, *where):  # type: ignore[no-untyped-def]
+    db.expire_all()
+    return list(db.scalars(sa.select(model).where(*where).order_by(model.id)))
+
+
+def outbound(db) -> list[Message]:  # type: ignore[no-untyped-def]
+    return rows(db, Message, Message.direction == Direction.OUTBOUND)
+
+
+def test_channel_without_settings_answers_404(settings: Settings, fake: FakeSmsGate) -> None:
+    app = create_app(settings.with_(channels={}), TESTING=True)
+    body, headers = fake.received(TH, "1")
+    assert app.test_client().post("/channels/smsgate", data=body, headers=headers).status_code == 404
+
+
+def test_wrong_or_stale_signature_is_403_and_nothing_is_stored(client, db, fake: FakeSmsGate) -> None:
+    body, headers = fake.received(TH, "SOS they took my passport")
+    assert client.post("/channels/smsgate", data=body, headers={**headers, "X-Signature": "0" * 64}).status_code == 403
+    stale = fake.received(TH, "SOS", timestamp=int(time.time()) - 3600)  # a captured request replayed
+    assert deliver(client, stale).status_code == 403
+    assert rows(db, Message) == [] and rows(db, ChannelEvent) == [] and rows(db, Case) == []
+
+
+@pytest.mark.parametrize("mode", ["local", "cloud"], indirect=True)
+def test_text_1_returns_the_recorded_message_as_text_through_the_phone(client, db, settings, fake: FakeSmsGate,
+                                                                      mode: str) -> None:
+    assert deliver(client, fake.received(TH, "1")).status_code == 200
+    run_worker_burst(settings)
+    [sent] = fake.sent_to(TH)
+    inbound, out = rows(db, Message)
+    assert inbound.keyword == "topic_1" and inbound.channel == "smsgate" and inbound.peer == TH
+    assert out.body == sent["text"] and out.status == MessageStatus.SENT and out.sid == f"smsgate:{sent['id']}"
+    assert sent["withDeliveryReport"] and sent["ttl"] > 0
+    assert not (settings.instance_path / "channel_media").exists()  # no audio is made for SMS
+    path = "/3rdparty/v1/messages" if mode == "cloud" else "/messages"
+    assert ("POST", path) in fake.requests
+
+
+def test_a_retried_webhook_acts_once_but_two_texts_1_both_count(client, db, settings, fake: FakeSmsGate) -> None:
+    first = fake.received(TH, "1", event_id="evt-1")
+    assert deliver(client, first).status_code == 200
+    assert deliver(client, fake.received(TH, "1", event_id="evt-1")).status_code == 200  # the app retries
+    assert deliver(client, fake.received(TH, "1", event_id="evt-2")).status_code == 200  # the person again
+    run_worker_burst(settings)
+    assert len(rows(db, Message, Message.direction == Direction.INBOUND)) == 2 and len(fake.sent_to(TH)) == 2
+
+
+def test_status_events_update_the_message_and_a_late_failure_is_recorded(client, db, settings,
+                                                                         fake: FakeSmsGate) -> None:
+    deliver(client, fake.received(TH, "HELP"))
+    run_worker_burst(settings)
+    [sent] = fake.sent_to(TH)
+    assert deliver(client, fake.status(sent["id"], "sms:sent")).status_code == 200
+    assert outbound(db)[0].status == MessageStatus.SENT
+    assert deliver(client, fake.status(sent["id"], "sms:failed", reason="RESULT_ERROR_NO_SERVICE")).status_code == 200
+    [out] = outbound(db)
+    assert out.status == MessageStatus.FAILED and out.error_code == "smsgate_failed"
+    assert out.error_message == "RESULT_ERROR_NO_SERVICE"
+    assert deliver(client, fake.status(sent["id"], "sms:sent")).status_code == 200  # late, out of order
+    assert outbound(db)[0].status == MessageStatus.FAILED
+    assert deliver(client, fake.webhook("sms:delivered", {"messageId": "not-ours"})).status_code == 200
+
+
+def test_delivered_report(client, db, settings, fake: FakeSmsGate) -> None:
+    deliver(client, fake.received(TH, "HELP"))
+    run_worker_burst(settings)
+    deliver(client, fake.status(fake.sent_to(TH)[0]["id"], "sms:delivered"))
+    assert outbound(db)[0].status == MessageStatus.DELIVERED
+
+
+def test_the_sender_is_the_phone_callers_own_row_language_and_callback(client, db, settings, twilio,
+                                                                       fake: FakeSmsGate) -> None:
+    twilio.post("/twilio/sms", twilio.sms_params("hello", from_=TH))  # Twilio SMS first
+    deliver(client, fake.received(TH, "CALL"))
+    run_worker_burst(settings)
+    [caller] = rows(db, Caller)
+    assert caller.phone == TH
+    assert {m.caller_id for m in rows(db, Message)} == {caller.id}
+    [cb] = rows(db, CallbackRequest)
+    assert cb.phone == TH  # no "send us your number": we have it
+    text = fake.sent_to(TH)[0]["text"]
+    assert text == outbound(db)[-1].body and "0812345678" not in text
+
+
+def test_stop_through_the_gateway_holds_for_twilio_sms_and_back(client, db, settings, fake: FakeSmsGate,
+                                                                fake_twilio) -> None:
+    deliver(client, fake.received(TH, "STOP"))
+    run_worker_burst(settings)
+    assert len(fake.sent_to(TH)) == 1  # the confirmation of the STOP itself
+    rest = settings.with_(twilio_rest_enabled=True, twilio_api_base_url=fake_twilio.url)
+    with pytest.raises(sendgate.OptedOut):
+        sendgate.send_sms(db, TwilioTransport(rest), TH, "a reminder")
+    [caller] = rows(db, Caller)
+    chat.queue_message(db, caller=caller, text="A staff reply", language="th", purpose="staff", channel="smsgate")
+    db.commit()
+    run_worker_burst(settings)
+    assert len(fake.sent_to(TH)) == 1 and outbound(db)[-1].error_code == "opted_out"
+    assert fake_twilio.sms_to(TH) == []
+
+
+def test_stop_by_twilio_sms_holds_for_the_gateway(client, db, settings, twilio, fake: FakeSmsGate) -> None:
+    twilio.post("/twilio/sms", twilio.sms_params("STOP", from_=TH))
+    [caller] = rows(db, Caller)
+    chat.queue_message(db, caller=caller, text="A staff reply", language="th", purpose="staff", channel="smsgate")
+    db.commit()
+    run_worker_burst(settings)
+    assert fake.sent_to(TH) == [] and outbound(db)[-1].status == MessageStatus.FAILED
+
+
+def test_phone_busy_is_retried_and_a_send_accepted_before_a_timeout_is_not_sent_twice(
+        client, db, settings, fake: FakeSmsGate, res) -> None:
+    fake.fail_next(1, 503, "QueueLimitExceeded", "queue limits exceeded: too many pending messages: 10 / 10")
+    deliver(client, fake.received(TH, "HELP"))
+    run_worker_burst(settings)
+    assert fake.sent_to(TH) == [] and outbound(db)[0].status == MessageStatus.QUEUED
+    fake.delay = 2.0  # the phone takes the message but answers after our timeout
+    gate = __import__("hotline.channels.smsgate", fromlist=["SmsGateAdapter"]).SmsGateAdapter
+    old, gate.timeout = gate.timeout, (1.0, 1.0)
+    try:
+        requeue_scheduled(res.redis())
+        run_worker_burst(settings)
+    finally:
+        gate.timeout, fake.delay = old, 0.0
+    for _ in range(50):
+        if fake.sent_to(TH):
+            break
+        time.sleep(0.1)
+    requeue_scheduled(res.redis())
+    run_worker_burst(settings)
+    [sent] = fake.sent_to(TH)  # once: the retry under the same id got 409
+    assert outbound(db)[0].status == MessageStatus.SENT and outbound(db)[0].sid == f"smsgate:{sent['id']}"
+
+
+def test_a_number_the_gateway_refuses_is_a_permanent_failure(client, db, settings, fake: FakeSmsGate, res) -> None:
+    fake.fail_next(1, 400, "BadRequest", "invalid phone number")
+    deliver(client, fake.received(TH, "HELP"))
+    run_worker_burst(settings)
+    assert requeue_scheduled(res.redis()) == 0
+    [out] = outbound(db)
+    assert out.status == MessageStatus.FAILED and out.error_code == "400"
+    assert fake.password not in (out.error_message or "")
+
+
+@pytest.mark.parametrize("request_", ["ping", "carrier", "mms", "garbage"])
+def test_pings_carrier_notices_and_other_events_are_200_and_leave_no_trace(client, db, fake: FakeSmsGate,
+                                                                           request_: str) -> None:
+    if request_ == "ping":
+        req = fake.ping()
+    elif request_ == "carrier":
+        req = fake.webhook("sms:received", {"messageId": "x", "message": "โปรโมชั่นพิเศษ", "sender": "AIS"})
+    elif request_ == "mms":
+        req = fake.webhook("mms:received", {"messageId": "x", "sender": TH, "size": 1})
+    else:
+        body = b"\xff not json"
+        req = (body, fake.sign(body))
+    assert deliver(client, req).status_code == 200
+    assert rows(db, Message) == [] and rows(db, Caller) == []

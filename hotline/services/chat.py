@@ -272,9 +272,10 @@ def _queue_replies(session: Session, key: str, msg: InboundMessage, voice: dict[
 
 
 def queue_message(session: Session, *, caller: Caller, text: str, language: str, purpose: str,
-                  case_id: int | None = None, buttons: bool = False) -> Message:
-    """Store one outbound chat message for a contact and queue its send (staff replies, alerts)."""
-    channel_name = channels.PREFIXES.get((caller.phone or "").partition(":")[0], "")
+                  case_id: int | None = None, buttons: bool = False, channel: str | None = None) -> Message:
+    """Store one outbound chat message for a contact and queue its send (staff replies, alerts).
+    `channel` for a contact known by its phone number ("smsgate": a text through the gateway's SIM)."""
+    channel_name = channel or channels.PREFIXES.get((caller.phone or "").partition(":")[0], "")
     row = Message(direction=Direction.OUTBOUND, channel=channel_name or "chat", provider=channel_name or "chat",
                   caller_id=caller.id, peer=caller.phone, body=text, language=Language(language),
                   status=MessageStatus.QUEUED, segments=sms_segments(text), purpose=purpose, case_id=case_id)
