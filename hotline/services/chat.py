@@ -81,13 +81,21 @@ class ChatScriptError(ValueError):
     """ivr_scripts/chat.yaml is not valid; the message names the field."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ChatTexts:
     texts: Mapping[str, Mapping[str, str]]  # text id -> language -> text
     buttons: Mapping[str, tuple[Button, ...]]  # language -> the buttons under every reply
 
     def text(self, text_id: str, language: str) -> str:
         return self.texts[text_id][language]
+
+    @functools.cached_property
+    def _labels(self) -> dict[str, str]:
+        return {" ".join(b.label.split()).casefold(): b.payload for bs in self.buttons.values() for b in bs}
+
+    def payload_for(self, text: str) -> str | None:
+        """A keyboard button's label sent back as text (Telegram, LINE): the button's payload."""
+        return self._labels.get(" ".join(text.split()).casefold()) if len(text) <= 4 * MAX_LABEL else None
 
 
 @dataclass(frozen=True)
@@ -167,6 +175,8 @@ def receive(session: Session, keywords: KeywordSet, texts: ChatTexts, msg: Inbou
         log.info("%s event %s already received: ignored", msg.channel, sid)
         return Received(duplicate=True)
     body = msg.body.replace("\x00", "")[:MAX_TEXT] if msg.kind in (TEXT, BUTTON, VOICE) else ""
+    if msg.kind == TEXT and (payload := texts.payload_for(body)) is not None:
+        msg, body = replace(msg, kind=BUTTON), payload
     phone = phone_in(body) if msg.kind == TEXT else None
     msg = replace(msg, sid=sid, body=body, callback_phone=phone)
     outcome = sms_service.handle_inbound(session, keywords, msg, now=now)

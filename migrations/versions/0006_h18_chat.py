@@ -1,6 +1,6 @@
 """chat channels: channel addresses, event de-duplication, contact links
 
-Revision ID: 0006_h18-chat
+Revision ID: 0006_h18_chat
 Revises: 0002_h15_detect
 Create Date: 2026-12-02 01:40:00
 
@@ -13,7 +13,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0006_h18-chat'
+revision = '0006_h18_chat'
 down_revision = '0002_h15_detect'
 branch_labels = None
 depends_on = None
