@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from hotline.fakes.telegram import FakeTelegram
 from hotline.models import (
-    Caller,
     CallbackRequest,
+    Caller,
     Case,
     CasePriority,
     ChannelEvent,
