@@ -55,7 +55,7 @@ from hotline.models import (
     OutboxJob,
     Recording,
 )
-from hotline.phones import mask, to_e164
+from hotline.phones import country_of, mask, to_e164
 from hotline.resources import Resources
 from hotline.services import intake, sendgate
 from hotline.services import recordings as recording_store
@@ -73,21 +73,30 @@ MAX_TEXT = 4000  # Telegram's limit is 4096; nothing longer is read (the engine 
 _events = cast(sa.Table, ChannelEvent.__table__)
 _messages = cast(sa.Table, Message.__table__)
 _callers = cast(sa.Table, Caller.__table__)
-# A phone number inside a chat text: "+66 81 234 5678", "081-234-5678", "0812345678".
-_PHONE_RUN = re.compile(r"(?<![\d])\+?\d[\d \-]{6,16}\d(?![\d])")
+# A phone number inside a chat text: "+66 81 234 5678", "081-234-5678", "0812345678"; grouped digits
+# must start with + or 0 (as in hotline.phones), so a date or an amount is not read as a number.
+_PHONE_RUN = re.compile(r"(?<![\w.+/-])(?:\+\d(?:[ -]?\d){6,14}|0\d{1,2}(?:[ -]?\d){6,8}|\d{8,15})(?!\w|\.\d)")
 
 
 class ChatScriptError(ValueError):
     """ivr_scripts/chat.yaml is not valid; the message names the field."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ChatTexts:
     texts: Mapping[str, Mapping[str, str]]  # text id -> language -> text
     buttons: Mapping[str, tuple[Button, ...]]  # language -> the buttons under every reply
 
     def text(self, text_id: str, language: str) -> str:
         return self.texts[text_id][language]
+
+    @functools.cached_property
+    def _labels(self) -> dict[str, str]:
+        return {" ".join(b.label.split()).casefold(): b.payload for bs in self.buttons.values() for b in bs}
+
+    def payload_for(self, text: str) -> str | None:
+        """A keyboard button's label sent back as text (Telegram, LINE): the button's payload."""
+        return self._labels.get(" ".join(text.split()).casefold()) if len(text) <= 4 * MAX_LABEL else None
 
 
 @dataclass(frozen=True)
@@ -167,6 +176,8 @@ def receive(session: Session, keywords: KeywordSet, texts: ChatTexts, msg: Inbou
         log.info("%s event %s already received: ignored", msg.channel, sid)
         return Received(duplicate=True)
     body = msg.body.replace("\x00", "")[:MAX_TEXT] if msg.kind in (TEXT, BUTTON, VOICE) else ""
+    if msg.kind == TEXT and (payload := texts.payload_for(body)) is not None:
+        msg, body = replace(msg, kind=BUTTON), payload
     phone = phone_in(body) if msg.kind == TEXT else None
     msg = replace(msg, sid=sid, body=body, callback_phone=phone)
     outcome = sms_service.handle_inbound(session, keywords, msg, now=now)
@@ -222,7 +233,7 @@ def _link(session: Session, address: str, phone: str) -> None:
     if phone_id is None:
         try:
             with session.begin_nested():
-                phone_id = session.execute(sa.insert(_callers).values(phone=phone, last_seen_at=None).returning(
+                phone_id = session.execute(sa.insert(_callers).values(phone=phone, country=country_of(phone)).returning(
                     _callers.c.id)).scalar_one()
         except IntegrityError:  # the same number reached us at the same moment
             phone_id = session.scalar(sa.select(Caller.id).where(Caller.phone == phone))

@@ -172,6 +172,10 @@ def recording(recording_id: int):  # type: ignore[no-untyped-def]
 def _audio_type(data: bytes) -> str:
     if data[:4] == b"RIFF":
         return "audio/wav"
+    if data[:4] == b"OggS":  # a Telegram voice note (Opus); Messenger and LINE send M4A/MP4
+        return "audio/ogg"
+    if data[4:8] == b"ftyp":
+        return "audio/mp4"
     return "audio/mpeg"  # Twilio's other format; ID3 tags or a bare MPEG frame
 
 
