@@ -231,6 +231,7 @@ from hotline.models import (  # noqa: E402
 from hotline.services import recordings  # noqa: E402
 from hotline.settings import Settings  # noqa: E402
 from tests.conftest import requeue_scheduled, run_worker_burst  # noqa: E402
+from tests.test_console import login, make_staff  # noqa: E402
 
 M4A = b"\x00\x00\x00\x1cftypM4A \x00\x00\x02\x00M4A isommp42" + bytes(range(256)) * 8
 
@@ -386,6 +387,10 @@ def test_voice_message_is_downloaded_stored_encrypted_and_opens_a_case(client, d
     assert M4A[:12] not in (settings.recordings_path / (rec.storage_path or "")).read_bytes()
     assert ("GET", f"data:/v2/bot/message/{ev['message']['id']}/content") in fake.requests
     assert fake.delivered_to(USER)[-1]["type"] == "text"  # "we have your voice message"
+    make_staff(db)
+    login(client)
+    played = client.get(f"/staff/recordings/{rec.id}")
+    assert played.status_code == 200 and played.data == M4A and played.mimetype == "audio/mp4"
 
 
 @pytest.mark.parametrize("kind,fields", [

@@ -342,3 +342,13 @@ def test_pings_carrier_notices_and_other_events_are_200_and_leave_no_trace(clien
         req = (body, fake.sign(body))
     assert deliver(client, req).status_code == 200
     assert rows(db, Message) == [] and rows(db, Caller) == []
+
+
+def test_start_by_twilio_sms_lifts_a_stop_sent_through_the_gateway(client, db, settings, twilio,
+                                                                  fake: FakeSmsGate) -> None:
+    deliver(client, fake.received(TH, "STOP"))
+    twilio.post("/twilio/sms", twilio.sms_params("START", from_=TH))
+    deliver(client, fake.received(TH, "1"))
+    run_worker_burst(settings)
+    assert rows(db, Caller)[0].opted_out_at is None
+    assert len(fake.sent_to(TH)) == 2 and outbound(db)[-1].status == MessageStatus.SENT  # STOP's confirmation, topic 1
