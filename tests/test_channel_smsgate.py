@@ -352,3 +352,12 @@ def test_start_by_twilio_sms_lifts_a_stop_sent_through_the_gateway(client, db, s
     run_worker_burst(settings)
     assert rows(db, Caller)[0].opted_out_at is None
     assert len(fake.sent_to(TH)) == 2 and outbound(db)[-1].status == MessageStatus.SENT  # STOP's confirmation, topic 1
+
+
+def test_readiness_shows_when_the_phone_was_last_heard_from(client, fake: FakeSmsGate) -> None:
+    assert client.get("/healthz/ready").get_json()["devices"] == {"smsgate": None}
+    assert deliver(client, fake.ping()).status_code == 200
+    body = client.get("/healthz/ready").get_json()
+    assert body["devices"]["smsgate"] is not None and body["devices"]["smsgate"] <= 5
+    stale = fake.webhook("system:ping", {}, timestamp=int(time.time()) - 3600)
+    assert deliver(client, stale).status_code == 403

@@ -149,6 +149,7 @@ class SmsGateAdapter:
     provider: ClassVar[str] = "smsgate"
     prefix: ClassVar[str] = "sms"
     voice_format: ClassVar[str] = ""  # SMS carries no audio: a topic's reply is its text
+    heartbeat: ClassVar[bool] = True  # a phone: /healthz/ready shows when it was last heard from
     timeout: ClassVar[tuple[float, float]] = (5.0, 15.0)  # a phone on a slow network answers slowly
 
     def __init__(self, config: Mapping[str, str], http: requests.Session):

@@ -13,6 +13,8 @@ Messenger). The token is signed and expires (hotline.channels.media); it names n
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, request, send_file
 
@@ -67,6 +69,8 @@ def webhook(name: str):  # type: ignore[no-untyped-def]
     if not adapter.verify(body, {k.lower(): v for k, v in request.headers.items()}):
         log.warning("%s webhook with a wrong or missing signature refused", name)
         return Response("forbidden", status=403, mimetype="text/plain")
+    if getattr(adapter, "heartbeat", False):
+        _seen(name)
     status_of = getattr(adapter, "status", None)  # a gateway's later reports on what we sent
     if status_of is not None:
         _apply_status(name, status_of(body))
@@ -114,3 +118,21 @@ def _apply_status(name: str, reports: list[tuple[str, str, str | None]]) -> None
     except Exception:
         s.rollback()
         log.exception("%s delivery report could not be applied; answered 200", name)
+
+
+SEEN_KEY = "hotline:channels:{}:seen"
+
+
+def _seen(name: str) -> None:
+    """A device-backed channel (the SMS gateway's phone) signed a request: it is alive now. Shown by
+    /healthz/ready, so an operator sees a phone that went quiet (its system:ping stopped)."""
+    try:
+        resources().redis().set(SEEN_KEY.format(name), str(int(time.time())), ex=30 * 86400)
+    except Exception as exc:  # noqa: BLE001 - Redis down must not cost the platform a 200
+        log.warning("%s: last-seen time not stored (%s)", name, type(exc).__name__)
+
+
+def last_seen(redis: Any, name: str) -> int | None:
+    """Seconds since the channel's device last sent a signed request; None if never (or unknown)."""
+    raw = redis.get(SEEN_KEY.format(name))
+    return max(0, int(time.time()) - int(raw)) if raw else None
