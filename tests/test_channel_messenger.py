@@ -230,3 +230,68 @@ def test_a_person_who_cannot_be_reached_is_a_permanent_failure(meta, db, setting
     (out,) = rows(db, Message, Message.direction == Direction.OUTBOUND)
     assert out.status == MessageStatus.FAILED and out.error_code == "400"
     assert "isn't available" in (out.error_message or "") and fake_messenger.page_token not in (out.error_message or "")
+
+
+def _urgent_case(meta, db) -> Case:
+    meta.text("SOS my boss locked us in")
+    (case,) = rows(db, Case)
+    return case
+
+
+def test_staff_reply_from_the_case_page_on_messenger_inside_the_window_is_a_response_and_audited(
+        meta, db, settings, fake_messenger, client) -> None:
+    from hotline.models import AuditEvent
+    from tests.test_console import login, make_staff, post
+
+    case = _urgent_case(meta, db)
+    make_staff(db)
+    login(client)
+    page = client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
+    assert "Reply on Messenger" in page and "messenger" in page
+    assert post(client, f"/staff/cases/{case.id}/reply", {"body": "We read your message. Are you safe now?"}
+                ).status_code == 302
+    run_worker_burst(settings)
+    staff_msg = [m for m in fake_messenger.sent if m["message"].get("text", "").startswith("We read")]
+    assert len(staff_msg) == 1 and staff_msg[0]["messaging_type"] == "RESPONSE"
+    assert "quick_replies" not in staff_msg[0]["message"]
+    (row,) = rows(db, Message, Message.purpose == "staff")
+    assert row.status == MessageStatus.SENT and row.case_id == case.id and row.peer == f"messenger:{PSID}"
+    audit = rows(db, AuditEvent, AuditEvent.action == "case.channel_reply")
+    assert len(audit) == 1 and audit[0].detail["channel"] == "messenger"
+    assert "We read" not in json.dumps(audit[0].detail)
+
+
+def test_staff_reply_after_24_hours_uses_the_human_agent_tag_and_after_7_days_is_refused(
+        meta, db, settings, fake_messenger, client) -> None:
+    from tests.test_console import login, make_staff, post
+
+    case = _urgent_case(meta, db)
+    run_worker_burst(settings)
+    make_staff(db)
+    login(client)
+    for age, expect in ((timedelta(days=3), "HUMAN_AGENT"), (timedelta(days=8), None)):
+        db.execute(sa.update(Message).where(Message.direction == Direction.INBOUND).values(created_at=utcnow() - age))
+        db.commit()
+        fake_messenger.user_wrote(PSID, at=(utcnow() - age).timestamp())
+        before = len(fake_messenger.sent)
+        resp = post(client, f"/staff/cases/{case.id}/reply", {"body": "Are you safe?"})
+        assert resp.status_code == 302
+        run_worker_burst(settings)
+        sent = fake_messenger.sent[before:]
+        if expect:
+            assert len(sent) == 1 and sent[0]["messaging_type"] == "MESSAGE_TAG" and sent[0]["tag"] == expect
+        else:
+            assert sent == [] and len(rows(db, Message, Message.purpose == "staff")) == 1
+            page = client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
+            assert "allows no reply this long" in page
+
+
+def test_a_reply_form_is_offered_only_for_a_chat_contact_and_an_sms_case_refuses_it(db, client, settings) -> None:
+    from tests.test_console import login, make_case, make_staff, post
+
+    case = make_case(db)  # a phone caller
+    make_staff(db)
+    login(client)
+    assert "Reply on" not in client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
+    post(client, f"/staff/cases/{case.id}/reply", {"body": "hello"})
+    assert rows(db, Message) == []

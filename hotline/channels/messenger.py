@@ -61,6 +61,7 @@ class Messenger:
     channel = "messenger"
     provider = "meta"
     voice_format = "mp3"
+    staff_window = HUMAN_AGENT_WINDOW  # the console refuses a staff reply later than this
 
     def __init__(self, config: Mapping[str, str], http: requests.Session):
         self.app_secret = config["MESSENGER_APP_SECRET"]
