@@ -9,6 +9,7 @@ the platform's description, never the token (some APIs put it in the URL path).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -31,8 +32,9 @@ def transient_status(status: int) -> bool:
 
 
 def request(http: requests.Session, method: str, url: str, *, what: str, secret: str = "",
-            **kwargs: Any) -> requests.Response:
-    """One HTTP call; raises `SendError` (transient or permanent, `code` = the HTTP status)."""
+            transient: Callable[[requests.Response], bool] | None = None, **kwargs: Any) -> requests.Response:
+    """One HTTP call; raises `SendError` (transient or permanent, `code` = the HTTP status).
+    `transient` reads a platform's own error body (Graph rate limits answer 400 with a code)."""
     kwargs.setdefault("timeout", TIMEOUT)
     try:
         resp = http.request(method, url, **kwargs)
@@ -43,8 +45,9 @@ def request(http: requests.Session, method: str, url: str, *, what: str, secret:
         raise SendError(f"{what}: no connection ({reason})", transient=True, code="connection") from None
     if resp.status_code >= 400:
         detail = _scrub(_description(resp), secret)
-        raise SendError(f"{what}: HTTP {resp.status_code} {detail}"[:MAX_ERROR],
-                        transient=transient_status(resp.status_code), code=str(resp.status_code))
+        retry = transient_status(resp.status_code) or (transient is not None and transient(resp))
+        raise SendError(f"{what}: HTTP {resp.status_code} {detail}"[:MAX_ERROR], transient=retry,
+                        code=str(resp.status_code))
     return resp
 
 

@@ -297,6 +297,50 @@ def queue_message(session: Session, *, caller: Caller, text: str, language: str,
     return row
 
 
+MAX_STAFF_REPLY = 1000
+
+
+class ReplyRefused(Exception):
+    """A staff reply that cannot go out; `key` names the console's message."""
+
+    def __init__(self, key: str, channel: str = ""):
+        super().__init__(key)
+        self.key, self.channel = key, channel
+
+
+def reply_channel(settings: Any, caller: Caller | None) -> str | None:
+    """The chat channel a staff member may answer this caller on (on, and the caller's own), or None."""
+    prefix = (caller.phone or "").partition(":")[0] if caller is not None and caller.phone else ""
+    name = channels.PREFIXES.get(prefix) if prefix else None
+    return name if name is not None and settings.channel(name) is not None else None
+
+
+def staff_reply(session: Session, settings: Any, *, case_id: int, caller: Caller | None, text: str,
+                now: datetime | None = None) -> Message:
+    """Queue a staff member's reply to a case's caller on the channel they wrote on, inside its rules
+    (Messenger: up to 7 days after their last message, with the HUMAN_AGENT tag). The caller audits."""
+    now = now or utcnow()
+    text = text.strip()
+    if not text:
+        raise ReplyRefused("reply_empty")
+    if len(text) > MAX_STAFF_REPLY:
+        raise ReplyRefused("reply_too_long")
+    name = reply_channel(settings, caller)
+    if name is None or caller is None:
+        raise ReplyRefused("reply_no_channel")
+    if caller.opted_out_at is not None:
+        raise ReplyRefused("reply_opted_out", name)
+    adapter = channels.adapter(settings, name)
+    window = getattr(adapter, "staff_window", None)
+    if window is not None:
+        last = session.scalar(sa.select(sa.func.max(Message.created_at)).where(
+            Message.caller_id == caller.id, Message.direction == Direction.INBOUND, Message.channel == name))
+        if last is None or now - last >= window:
+            raise ReplyRefused("reply_window", name)
+    language = str(caller.language or "km")
+    return queue_message(session, caller=caller, text=text, language=language, purpose="staff", case_id=case_id)
+
+
 # -- jobs -----------------------------------------------------------------------------------------
 
 @handler(SEND_JOB, queue="default", timeout=90)

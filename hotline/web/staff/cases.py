@@ -50,8 +50,11 @@ def queue():  # type: ignore[no-untyped-def]
 
 
 def _render_case(case: Case, *, revealed: bool = False) -> str:
+    from hotline.services.chat import reply_channel
+
     s = session()
     return render_template("staff/case.html", case=case, history=cases.history(s, case), revealed=revealed,
+                           chat_channel=reply_channel(resources().settings, case.caller),
                            now=utcnow(), overdue=cases.is_overdue(case, utcnow()),
                            staff=cases.assignable_staff(s) if cases.can_assign(me().role) else [],
                            statuses=cases.allowed_statuses(case, me().id, me().role))
@@ -147,6 +150,26 @@ def add_note(case_id: int):  # type: ignore[no-untyped-def]
     audit("case.note_added", "case", case.id, note_id=note.id)
     session().commit()
     flash(t("note_ok", _lang()), "ok")
+    return _back(case)
+
+
+@staff_bp.post("/cases/<int:case_id>/reply")
+@staff_required((Role.ADMIN, Role.LAWYER, Role.OPERATOR))
+def channel_reply(case_id: int):  # type: ignore[no-untyped-def]
+    """A staff reply to the case's caller on the chat channel they wrote on; audited (not its words)."""
+    from hotline.services import chat
+
+    case = _case_or_404(case_id)
+    try:
+        msg = chat.staff_reply(session(), resources().settings, case_id=case.id, caller=case.caller,
+                               text=request.form.get("body", ""))
+    except chat.ReplyRefused as exc:
+        session().rollback()
+        flash(t(exc.key, _lang(), channel=exc.channel.capitalize()), "error")
+        return _back(case)
+    audit("case.channel_reply", "case", case.id, message_id=msg.id, channel=msg.channel)
+    session().commit()
+    flash(t("reply_queued", _lang()), "ok")
     return _back(case)
 
 

@@ -238,6 +238,18 @@ EN: dict[str, str] = {
     "totp_on": "Two-factor login is on. To turn it off, enter your password.",
     "totp_disable": "Turn off two-factor login",
     "totp_bad_code": "That code is not right. Check the time on your phone and try the newest code.",
+    # Chat channels (#18): staff reply on the contact's own channel.
+    "channel": "Channel",
+    "reply_on_channel": "Reply on {channel}",
+    "reply_send": "Send reply",
+    "reply_help": ("Sent to this person on {channel}, where they wrote to us. Do not write anything that "
+                   "would be unsafe if someone else reads their phone."),
+    "reply_queued": "Reply queued; its status shows in the texts above.",
+    "reply_empty": "Write a reply first.",
+    "reply_too_long": "The reply is too long (at most 1000 characters).",
+    "reply_no_channel": "This person did not write on a chat channel that is on: no reply can be sent here.",
+    "reply_window": "{channel} allows no reply this long after the person's last message.",
+    "reply_opted_out": "This person asked for no more messages (STOP).",
 }
 
 # Khmer: NEEDS NATIVE-SPEAKER REVIEW (see the module docstring).
@@ -465,6 +477,17 @@ KM: dict[str, str] = {
     "totp_on": "ការចូលប្រព័ន្ធពីរជំហានកំពុងបើក។ ដើម្បីបិទ សូមបញ្ចូលពាក្យសម្ងាត់របស់អ្នក។",
     "totp_disable": "បិទការចូលប្រព័ន្ធពីរជំហាន",
     "totp_bad_code": "លេខកូដនោះមិនត្រឹមត្រូវទេ។ សូមពិនិត្យម៉ោងលើទូរស័ព្ទរបស់អ្នក ហើយសាកល្បងលេខកូដថ្មីបំផុត។",
+    "channel": "បណ្តាញ",
+    "reply_on_channel": "ឆ្លើយតាម {channel}",
+    "reply_send": "ផ្ញើចម្លើយ",
+    "reply_help": ("ផ្ញើទៅអ្នកនេះតាម {channel} ដែលគាត់បានសរសេរមកយើង។ កុំសរសេរអ្វីដែលមិនមានសុវត្ថិភាព "
+                   "បើមានអ្នកផ្សេងអានទូរស័ព្ទរបស់គាត់។"),
+    "reply_queued": "ចម្លើយកំពុងរង់ចាំផ្ញើ ស្ថានភាពបង្ហាញនៅក្នុងសារខាងលើ។",
+    "reply_empty": "សូមសរសេរចម្លើយជាមុនសិន។",
+    "reply_too_long": "ចម្លើយវែងពេក (យ៉ាងច្រើន ១០០០ តួអក្សរ)។",
+    "reply_no_channel": "អ្នកនេះមិនបានសរសេរតាមបណ្តាញជជែកដែលកំពុងបើកទេ៖ មិនអាចផ្ញើចម្លើយនៅទីនេះបានទេ។",
+    "reply_window": "{channel} មិនអនុញ្ញាតឱ្យឆ្លើយ បន្ទាប់ពីសាររបស់អ្នកនោះយូរយ៉ាងនេះទេ។",
+    "reply_opted_out": "អ្នកនេះបានសុំមិនឱ្យផ្ញើសារទៀតទេ (STOP)។",
 }
 
 STRINGS = {"en": EN, "km": KM}
