@@ -361,3 +361,32 @@ def test_readiness_shows_when_the_phone_was_last_heard_from(client, fake: FakeSm
     assert body["devices"]["smsgate"] is not None and body["devices"]["smsgate"] <= 5
     stale = fake.webhook("system:ping", {}, timestamp=int(time.time()) - 3600)
     assert deliver(client, stale).status_code == 403
+
+
+def test_staff_reply_from_the_case_page_goes_back_through_the_gateway(client, db, settings, fake: FakeSmsGate) -> None:
+    from tests.test_console import login, make_staff, post
+
+    deliver(client, fake.received(TH, "SOS my boss locked us in"))
+    run_worker_burst(settings)
+    [case] = rows(db, Case)
+    assert case.source == "smsgate"
+    make_staff(db)
+    login(client)
+    assert "Reply on Smsgate" in client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
+    assert post(client, f"/staff/cases/{case.id}/reply", {"body": "We read your message. Are you safe now?"}
+                ).status_code == 302
+    run_worker_burst(settings)
+    assert fake.sent_to(TH)[-1]["text"] == "We read your message. Are you safe now?"
+    [row] = rows(db, Message, Message.purpose == "staff")
+    assert row.status == MessageStatus.SENT and row.channel == "smsgate" and row.peer == TH
+
+
+def test_a_twilio_sms_case_of_the_same_number_offers_no_gateway_reply(client, db, settings, twilio,
+                                                                     fake: FakeSmsGate) -> None:
+    from tests.test_console import login, make_staff
+
+    twilio.post("/twilio/sms", twilio.sms_params("SOS my boss locked us in", from_=TH))
+    [case] = rows(db, Case)
+    make_staff(db)
+    login(client)
+    assert "Reply on" not in client.get(f"/staff/cases/{case.id}").get_data(as_text=True)

@@ -308,15 +308,19 @@ class ReplyRefused(Exception):
         self.key, self.channel = key, channel
 
 
-def reply_channel(settings: Any, caller: Caller | None) -> str | None:
-    """The chat channel a staff member may answer this caller on (on, and the caller's own), or None."""
+def reply_channel(settings: Any, caller: Caller | None, via: str | None = None) -> str | None:
+    """The chat channel a staff member may answer this caller on (on, and the caller's own), or None.
+    `via`: the channel the case came in on, for a caller known by a phone number who wrote through a
+    gateway channel (SMS Gateway for Android: the person is "+66...", the channel "smsgate")."""
     prefix = (caller.phone or "").partition(":")[0] if caller is not None and caller.phone else ""
     name = channels.PREFIXES.get(prefix) if prefix else None
+    if name is None and via in channels.ADAPTERS and caller is not None and (caller.phone or "").startswith("+"):
+        name = via
     return name if name is not None and settings.channel(name) is not None else None
 
 
 def staff_reply(session: Session, settings: Any, *, case_id: int, caller: Caller | None, text: str,
-                now: datetime | None = None) -> Message:
+                now: datetime | None = None, via: str | None = None) -> Message:
     """Queue a staff member's reply to a case's caller on the channel they wrote on, inside its rules
     (Messenger: up to 7 days after their last message, with the HUMAN_AGENT tag). The caller audits."""
     now = now or utcnow()
@@ -325,7 +329,7 @@ def staff_reply(session: Session, settings: Any, *, case_id: int, caller: Caller
         raise ReplyRefused("reply_empty")
     if len(text) > MAX_STAFF_REPLY:
         raise ReplyRefused("reply_too_long")
-    name = reply_channel(settings, caller)
+    name = reply_channel(settings, caller, via)
     if name is None or caller is None:
         raise ReplyRefused("reply_no_channel")
     if caller.opted_out_at is not None:
@@ -338,7 +342,8 @@ def staff_reply(session: Session, settings: Any, *, case_id: int, caller: Caller
         if last is None or now - last >= window:
             raise ReplyRefused("reply_window", name)
     language = str(caller.language or "km")
-    return queue_message(session, caller=caller, text=text, language=language, purpose="staff", case_id=case_id)
+    return queue_message(session, caller=caller, text=text, language=language, purpose="staff", case_id=case_id,
+                         channel=name)
 
 
 # -- jobs -----------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def _render_case(case: Case, *, revealed: bool = False) -> str:
 
     s = session()
     return render_template("staff/case.html", case=case, history=cases.history(s, case), revealed=revealed,
-                           chat_channel=reply_channel(resources().settings, case.caller),
+                           chat_channel=reply_channel(resources().settings, case.caller, case.source),
                            now=utcnow(), overdue=cases.is_overdue(case, utcnow()),
                            staff=cases.assignable_staff(s) if cases.can_assign(me().role) else [],
                            statuses=cases.allowed_statuses(case, me().id, me().role))
@@ -162,7 +162,7 @@ def channel_reply(case_id: int):  # type: ignore[no-untyped-def]
     case = _case_or_404(case_id)
     try:
         msg = chat.staff_reply(session(), resources().settings, case_id=case.id, caller=case.caller,
-                               text=request.form.get("body", ""))
+                               text=request.form.get("body", ""), via=case.source)
     except chat.ReplyRefused as exc:
         session().rollback()
         flash(t(exc.key, _lang(), channel=exc.channel.capitalize()), "error")
