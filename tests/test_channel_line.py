@@ -440,3 +440,17 @@ def test_stop_holds_for_pushes_of_staff_and_alerts(client, db, settings, fake: F
     db.commit()
     run_worker_burst(settings)
     assert len(fake.delivered_to(USER)) == 1 and outbound(db)[-1].status == MessageStatus.FAILED
+
+
+def test_voice_needs_https_and_the_text_goes_out_without_it(tmp_path) -> None:
+    from hotline.channels import Button, ChatReply, Voice
+
+    def reply(url: str) -> ChatReply:
+        return ChatReply(text="Topic one", language="en", buttons=(Button("1 Before you go", "1"),),
+                         voice=Voice(path=tmp_path / "a.m4a", url=url, mime="audio/mp4", duration_ms=4100, sha256=""))
+
+    audio, text = line.build_messages(reply("https://h.example/channels/media/t"))
+    assert audio == {"type": "audio", "originalContentUrl": "https://h.example/channels/media/t", "duration": 4100}
+    assert text["quickReply"]["items"][0]["action"] == {"type": "message", "label": "1 Before you go", "text": "1"}
+    [only] = line.build_messages(reply("http://h.example/channels/media/t"))
+    assert only["type"] == "text" and only["text"] == "Topic one"
