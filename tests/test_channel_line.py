@@ -454,3 +454,29 @@ def test_voice_needs_https_and_the_text_goes_out_without_it(tmp_path) -> None:
     assert text["quickReply"]["items"][0]["action"] == {"type": "message", "label": "1 Before you go", "text": "1"}
     [only] = line.build_messages(reply("http://h.example/channels/media/t"))
     assert only["type"] == "text" and only["text"] == "Topic one"
+
+
+# -- fuzz: whatever a signed body holds, LINE gets a 200 (never a 5xx) ---------------------------
+
+from hypothesis import HealthCheck, given  # noqa: E402
+from hypothesis import settings as hsettings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30),
+                     st.sampled_from([USER, "U" + "0" * 32, "text", "audio", "user", "group", "message",
+                                      "postback", "follow", "sticker", "active", "standby", "1", "SOS"]))
+_json = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4),
+    st.dictionaries(st.sampled_from(["type", "message", "source", "userId", "text", "id", "replyToken",
+                                     "webhookEventId", "deliveryContext", "isRedelivery", "postback", "data",
+                                     "mode", "duration", "contentProvider", "events", "destination"]),
+                    inner, max_size=6)), max_leaves=20)
+
+
+@hsettings(max_examples=40, deadline=None, derandomize=True,
+           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(events=st.lists(_json, max_size=3))
+def test_fuzzed_signed_events_are_always_answered_200(client, fake: FakeLine, events: list) -> None:
+    body = json.dumps({"destination": fake.bot_user_id, "events": events}).encode()
+    resp = client.post("/channels/line", data=body, headers={"X-Line-Signature": fake.sign(body)})
+    assert resp.status_code == 200

@@ -3,6 +3,7 @@ events as plain events, and the fake REST API of the phone (local and cloud mode
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -390,3 +391,29 @@ def test_a_twilio_sms_case_of_the_same_number_offers_no_gateway_reply(client, db
     make_staff(db)
     login(client)
     assert "Reply on" not in client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
+
+
+# -- fuzz: whatever a signed body holds, the phone gets a 200 (never a 5xx) ----------------------
+
+from hypothesis import HealthCheck, given  # noqa: E402
+from hypothesis import settings as hsettings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30),
+                     st.sampled_from([TH, "0812000001", "AIS", "sms:received", "sms:failed", "sms:sent",
+                                      "system:ping", "1", "SOS", "STOP", "hl-1"]))
+_json = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4),
+    st.dictionaries(st.sampled_from(["event", "id", "deviceId", "payload", "messageId", "message", "sender",
+                                     "phoneNumber", "recipient", "reason", "simNumber", "receivedAt"]),
+                    inner, max_size=6)), max_leaves=20)
+
+
+@hsettings(max_examples=40, deadline=None, derandomize=True,
+           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(event=st.sampled_from(["sms:received", "sms:failed", "sms:sent", "system:ping", "x"]), payload=_json,
+       event_id=st.one_of(st.none(), st.text(max_size=70), st.integers()))
+def test_fuzzed_signed_events_are_always_answered_200(client, fake: FakeSmsGate, event: str, payload: object,
+                                                      event_id: object) -> None:
+    body = json.dumps({"deviceId": fake.device_id, "event": event, "id": event_id, "payload": payload}).encode()
+    assert client.post("/channels/smsgate", data=body, headers=fake.sign(body)).status_code == 200
