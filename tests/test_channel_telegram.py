@@ -295,3 +295,23 @@ def test_an_on_call_lawyer_on_the_roster_by_telegram_gets_the_alert_there_and_is
     assert case.ref in alert
     (row,) = rows(db, Message, Message.purpose == "oncall_alert")
     assert row.channel == "telegram" and row.status == MessageStatus.SENT and row.peer == "telegram:5550001"
+
+
+def test_hotline_channels_webhook_registers_our_route_with_the_secret(settings, fake_telegram, monkeypatch,
+                                                                      tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from hotline.cli import cli
+
+    env = {"HOTLINE_INSTANCE": str(tmp_path / "i"), "PUBLIC_BASE_URL": "https://hotline.example.org",
+           "TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_WEBHOOK_SECRET": SECRET,
+           "TELEGRAM_API_BASE_URL": fake_telegram.url}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    result = CliRunner().invoke(cli, ["channels", "webhook", "telegram"])
+    assert result.exit_code == 0, result.output
+    assert fake_telegram.webhook["url"] == "https://hotline.example.org/channels/telegram"
+    assert fake_telegram.webhook["secret_token"] == SECRET
+    listed = CliRunner().invoke(cli, ["channels", "list"])
+    assert listed.exit_code == 0 and "telegram   on  https://hotline.example.org/channels/telegram" in listed.output
+    assert "messenger  off set MESSENGER_APP_SECRET" in listed.output
