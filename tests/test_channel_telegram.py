@@ -272,3 +272,46 @@ def _ogg(settings: Settings) -> bytes:
     voice = media.prompt_voice(settings, "en", ["goodbye"], "ogg")
     assert voice is not None
     return voice.path.read_bytes()
+
+
+def test_an_on_call_lawyer_on_the_roster_by_telegram_gets_the_alert_there_and_is_never_dialled(
+        client, db, settings, fake_telegram, twilio) -> None:
+    from hotline.models import OnCallEntry
+    from hotline.services import ivr
+    from tests.test_console import post
+
+    make_staff(db, "admin@example.org", role="admin")
+    login(client, "admin@example.org")
+    assert post(client, "/staff/oncall", {"country": "TH", "phone": "telegram:5550001", "name": "Lawyer A",
+                                          "position": "1"}).status_code == 302
+    assert post(client, "/staff/oncall", {"country": "TH", "phone": "telegram:notanid", "name": "x",
+                                          "position": "2"}).status_code == 400
+    assert [e.phone for e in rows(db, OnCallEntry)] == ["telegram:5550001"]
+    assert ivr.oncall_numbers(db, settings, "TH") == ()  # a Telegram entry takes alerts, it is not rung
+    twilio.post("/twilio/sms", twilio.sms_params("SOS my boss locked us in", from_="+66898765432"))
+    run_worker_burst(settings)
+    (alert,) = fake_telegram.texts_to(5550001)
+    (case,) = rows(db, Case)
+    assert case.ref in alert
+    (row,) = rows(db, Message, Message.purpose == "oncall_alert")
+    assert row.channel == "telegram" and row.status == MessageStatus.SENT and row.peer == "telegram:5550001"
+
+
+def test_hotline_channels_webhook_registers_our_route_with_the_secret(settings, fake_telegram, monkeypatch,
+                                                                      tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from hotline.cli import cli
+
+    env = {"HOTLINE_INSTANCE": str(tmp_path / "i"), "PUBLIC_BASE_URL": "https://hotline.example.org",
+           "TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_WEBHOOK_SECRET": SECRET,
+           "TELEGRAM_API_BASE_URL": fake_telegram.url}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    result = CliRunner().invoke(cli, ["channels", "webhook", "telegram"])
+    assert result.exit_code == 0, result.output
+    assert fake_telegram.webhook["url"] == "https://hotline.example.org/channels/telegram"
+    assert fake_telegram.webhook["secret_token"] == SECRET
+    listed = CliRunner().invoke(cli, ["channels", "list"])
+    assert listed.exit_code == 0 and "telegram   on  https://hotline.example.org/channels/telegram" in listed.output
+    assert "messenger  off set MESSENGER_APP_SECRET" in listed.output

@@ -18,7 +18,8 @@ How a chat adapter plugs in (Telegram, `hotline/channels/telegram.py`, is the wo
    package is imported by `load_adapters`, so nothing else needs editing) that provides `ChatAdapter`:
      - `channel` (the route name and the address prefix: "line"), `provider`, `voice_format`
        (a key of `hotline.channels.media.FORMATS`: "ogg", "m4a" or "mp3");
-     - `__init__(self, config: Mapping[str, str], http: requests.Session)`; use `hotline.channels.http`
+     - `__init__(self, config: Mapping[str, str], http: requests.Session)` (`config` also holds
+       PUBLIC_BASE_URL); use `hotline.channels.http`
        for every call to the platform: it maps timeouts, 429 and 5xx to transient `SendError`s (the
        job retries them) and other 4xx to permanent ones (recorded on the message);
      - `verify(body: bytes, headers) -> bool` (header names lower-case): the platform's signature
@@ -226,7 +227,9 @@ def adapter(settings: Settings, name: str) -> ChatAdapter | None:
         return hit[1]
     from hotline.channels.http import new_session
 
-    built: ChatAdapter = cls(config, new_session())
+    # PUBLIC_BASE_URL beside the channel's own settings: our own host (the simulator serves the voice
+    # notes it "sends" from there, as it serves Twilio-style recordings).
+    built: ChatAdapter = cls({**config, "PUBLIC_BASE_URL": settings.public_base_url}, new_session())
     with _lock:
         if len(_built) > 64:  # tests build many settings; a process has one
             _built.clear()

@@ -7,7 +7,8 @@
 - `entry[]` and `messaging[]` may each hold several events; each message is de-duplicated by `mid`.
   Our own sends come back as echoes (`is_echo`): ignored, as are deliveries, reads, reactions and
   edits. A quick reply or a postback is a BUTTON (its payload); audio is a VOICE note (fetched from
-  Meta's CDN only); images, stickers, locations, files are UNSUPPORTED (the neutral reply).
+  Meta's CDN only, or our own host: the simulator's); images, stickers, locations, files are
+  UNSUPPORTED (the neutral reply).
 - Send API `POST /{version}/me/messages` with `messaging_type`: RESPONSE within 24 hours of the
   person's last message; after that only a staff member's reply may go, with the HUMAN_AGENT tag,
   up to 7 days; anything else is refused before it reaches Meta (permanent, recorded). A recorded
@@ -68,6 +69,7 @@ class Messenger:
         self.page_token = config["MESSENGER_PAGE_TOKEN"]
         self.verify_token = config["MESSENGER_VERIFY_TOKEN"]
         self.base = config["MESSENGER_API_BASE_URL"]
+        self.own_host = urlsplit(config.get("PUBLIC_BASE_URL", "")).netloc  # the simulator's voice notes
         self.http = http
 
     # -- in ---------------------------------------------------------------------------------------
@@ -157,9 +159,9 @@ class Messenger:
 
     def download(self, media: str) -> bytes:
         parts = urlsplit(media)
-        own = urlsplit(self.base).netloc
+        own = {urlsplit(self.base).netloc, self.own_host} - {""}
         host = parts.hostname or ""
-        if not ((parts.scheme == "https" and host.endswith(CDN_SUFFIXES)) or parts.netloc == own):
+        if not ((parts.scheme == "https" and host.endswith(CDN_SUFFIXES)) or parts.netloc in own):
             raise SendError(f"attachment host {host!r} is not Meta's", transient=False, code="bad_host")
         return call(self.http, "GET", media, what="Messenger attachment download").content
 

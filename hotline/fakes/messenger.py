@@ -35,6 +35,7 @@ class FakeMessenger(FakeServer):
     attachments: dict[str, bytes] = field(default_factory=dict)  # path -> bytes
     last_inbound: dict[str, float] = field(default_factory=dict)  # PSID -> when they last wrote (epoch s)
     unreachable: set[str] = field(default_factory=set)
+    always_open: bool = False  # every PSID counts as having just written (run alone beside the simulator)
 
     def user_wrote(self, psid: str, at: float | None = None) -> None:
         """What Meta knows when a person messages the page: the window opens."""
@@ -82,7 +83,7 @@ class FakeMessenger(FakeServer):
                 return self._refuse(100, "(#100) Param recipient or messaging_type is missing or invalid")
             if psid in self.unreachable:
                 return self._refuse(551, "This person isn't available right now.", 1545041)
-            since = time.time() - self.last_inbound.get(psid, 0)
+            since = 0.0 if self.always_open else time.time() - self.last_inbound.get(psid, 0)
             if (kind == "RESPONSE" and since > 86400) or (kind == "MESSAGE_TAG" and (
                     p.get("tag") != "HUMAN_AGENT" or since > 7 * 86400)):
                 return self._refuse(10, "(#10) This message is sent outside of allowed window.", 2018278)
@@ -102,3 +103,21 @@ class FakeMessenger(FakeServer):
             if data is None:
                 return Response("Not Found", status=404)
             return Response(data, mimetype="audio/mp4")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8097)
+    parser.add_argument("--page-token", default="EAAB-fake-page-token")
+    parser.add_argument("--open-window", action="store_true",
+                        help="treat every PSID as having just written (the simulator posts to us, not to Meta)")
+    args = parser.parse_args()
+    fake = FakeMessenger(page_token=args.page_token, always_open=args.open_window).start(port=args.port)
+    print(f"fake Messenger Send API at {fake.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()

@@ -355,7 +355,7 @@ class OnCallEntry(Base):
     __tablename__ = "oncall_roster"
     id: Mapped[int] = mapped_column(primary_key=True)
     country: Mapped[str] = mapped_column(sa.String(2))
-    phone: Mapped[str] = mapped_column(sa.String(20))
+    phone: Mapped[str] = mapped_column(sa.String(64))  # E.164, or a chat address for alerts ("telegram:…")
     name: Mapped[str] = mapped_column(sa.String(120), default="")
     position: Mapped[int] = mapped_column(sa.Integer, default=0)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)

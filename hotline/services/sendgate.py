@@ -97,14 +97,22 @@ def opted_out_at(session: Session, address: str) -> datetime | None:
 
 
 def send_sms(session: Session, transport: Transport, to: str, body: str, *,
-             status_callback: str | None = None) -> Sent:
-    """Send one text through the REST transport, unless `to` opted out (raises `OptedOut`).
+             status_callback: str | None = None, settings: Settings | None = None) -> Sent:
+    """Send one text through the REST transport, unless `to` opted out (raises `OptedOut`). With
+    `settings`, a chat address (an on-call lawyer's Telegram) goes through its channel instead.
 
     A Twilio refusal with 21610 records the opt-out in `session` (the caller commits) and is raised.
     """
     if not to.startswith("+"):
-        channel = to.partition(":")[0] or "unknown"
-        raise SendError(f"no outbound transport for {channel!r} addresses", transient=False, code="no_channel")
+        # A chat address on the on-call roster ("telegram:123"): the alert goes on that channel.
+        if settings is None or channel_transport(settings, to) is None:
+            channel = to.partition(":")[0] or "unknown"
+            raise SendError(f"no outbound transport for {channel!r} addresses", transient=False, code="no_channel")
+        from hotline.channels import ChatReply
+
+        platform_id = send_channel(session, settings, to, ChatReply(text=body, language="en", purpose="alert"))
+        return Sent(sid=f"{to.partition(':')[0]}:{platform_id or 'sent'}"[:64], status="sent",
+                    provider=to.partition(":")[0])
     if not may_text(opted_out_at(session, to)):
         log.info("text to %s refused: opted out of SMS", mask(to))
         raise OptedOut(to)

@@ -7,7 +7,8 @@ Create Date: 2026-12-02 01:40:00
 A chat contact is a caller whose `phone` is its channel address (`messenger:PSID`, `line:U…`, up to
 38 characters), so `callers.phone` and `messages.peer` grow to 64. `channel_events` holds each chat
 platform's event id once: (channel, event_id) is unique, so a redelivery is acted on once.
-`callers.linked_caller_id` ties a chat contact to the phone number it gave.
+`callers.linked_caller_id` ties a chat contact to the phone number it gave; `oncall_roster.phone`
+may hold a lawyer's Telegram address (alerts by roster choice).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -28,6 +29,9 @@ def upgrade() -> None:
     with op.batch_alter_table('messages') as batch_op:
         batch_op.alter_column('peer', existing_type=sa.String(length=20), type_=sa.String(length=64),
                               existing_nullable=True)
+    with op.batch_alter_table('oncall_roster') as batch_op:
+        batch_op.alter_column('phone', existing_type=sa.String(length=20), type_=sa.String(length=64),
+                              existing_nullable=False)
     op.create_table(
         'channel_events',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -44,6 +48,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f('ix_channel_events_received_at'), table_name='channel_events')
     op.drop_table('channel_events')
+    with op.batch_alter_table('oncall_roster') as batch_op:
+        batch_op.alter_column('phone', existing_type=sa.String(length=64), type_=sa.String(length=20),
+                              existing_nullable=False)
     with op.batch_alter_table('messages') as batch_op:
         batch_op.alter_column('peer', existing_type=sa.String(length=64), type_=sa.String(length=20),
                               existing_nullable=True)

@@ -99,6 +99,21 @@ def _render_oncall(form: dict[str, str], error: str | None = None, status: int =
                            env_oncall=settings.oncall), status
 
 
+def _roster_address(raw: str, country: str) -> str | None:
+    """A phone number (E.164), or a chat address for alerts on a channel that is on and can reach a
+    person at any time ("telegram:<chat id>": the lawyer's chat with the bot)."""
+    from hotline.services.sendgate import channel_transport
+
+    chat, _, ident = raw.strip().partition(":")
+    if chat.lower() in ALERT_CHANNELS and ident.isdigit() and 3 <= len(ident) <= 20:
+        address = f"{chat.lower()}:{ident}"
+        return address if channel_transport(resources().settings, address) is not None else None
+    return to_e164(raw, country)
+
+
+ALERT_CHANNELS = ("telegram",)  # Messenger's 24-hour window forbids alerts; LINE pushes could be added
+
+
 @staff_bp.post("/oncall")
 @staff_required(roles=(Role.ADMIN,))
 def add_oncall():  # type: ignore[no-untyped-def]
@@ -108,7 +123,7 @@ def add_oncall():  # type: ignore[no-untyped-def]
     country = form["country"].upper()
     if not known_country(country):
         return _render_oncall(form, t("bad_country", _lang()), 400)
-    phone = to_e164(form["phone"], country)
+    phone = _roster_address(form["phone"], country)
     if phone is None:
         return _render_oncall(form, t("bad_phone", _lang()), 400)
     position = int(form["position"]) if form["position"].isdigit() else 0
