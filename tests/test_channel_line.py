@@ -480,3 +480,22 @@ def test_fuzzed_signed_events_are_always_answered_200(client, fake: FakeLine, ev
     body = json.dumps({"destination": fake.bot_user_id, "events": events}).encode()
     resp = client.post("/channels/line", data=body, headers={"X-Line-Signature": fake.sign(body)})
     assert resp.status_code == 200
+
+
+def test_simulator_chat_pane_plays_a_line_conversation(client, db, settings, fake: FakeLine) -> None:
+    from tests.test_simulator import csrf
+
+    headers = csrf(client)
+    contact = "U" + "0" * 31 + "1"
+    assert "line" in client.get("/simulator").get_data(as_text=True)
+    resp = client.post("/simulator/api/chat/line", json={"contact": contact, "kind": "button", "body": "1 Before",
+                                                         "payload": "1"}, headers=headers)
+    assert resp.status_code == 200 and resp.get_json()["status"] == 200
+    run_worker_burst(settings)
+    thread = client.get(f"/simulator/api/chat/line/{contact}").get_json()
+    inbound, out = thread["messages"]
+    assert inbound["body"] == "1" and inbound["keyword"] == "topic_1" and out["status"] == "sent"
+    assert out["voice"].startswith("/channels/media/") and thread["buttons"]
+    assert client.get(out["voice"]).data[4:8] == b"ftyp"  # the M4A LINE was sent
+    assert client.post("/simulator/api/chat/line", json={"contact": USER, "kind": "text", "body": "hi"},
+                       headers=headers).status_code == 400  # only the simulator's own contacts
