@@ -499,3 +499,27 @@ def test_simulator_chat_pane_plays_a_line_conversation(client, db, settings, fak
     assert client.get(out["voice"]).data[4:8] == b"ftyp"  # the M4A LINE was sent
     assert client.post("/simulator/api/chat/line", json={"contact": USER, "kind": "text", "body": "hi"},
                        headers=headers).status_code == 400  # only the simulator's own contacts
+
+
+def test_an_on_call_lawyer_on_the_roster_by_line_gets_the_alert_by_push(client, db, settings, fake: FakeLine,
+                                                                         twilio) -> None:
+    from hotline.models import OnCallEntry
+    from hotline.services import ivr
+    from tests.test_console import post
+
+    lawyer = "U" + "1234abcd" * 4
+    make_staff(db, "admin@example.org", role="admin")
+    login(client, "admin@example.org")
+    assert post(client, "/staff/oncall", {"country": "TH", "phone": f"line:{lawyer}", "name": "Lawyer L",
+                                          "position": "1"}).status_code == 302
+    assert post(client, "/staff/oncall", {"country": "TH", "phone": "line:Unot-an-id", "name": "x",
+                                          "position": "2"}).status_code == 400
+    assert [e.phone for e in rows(db, OnCallEntry)] == [f"line:{lawyer}"]
+    assert ivr.oncall_numbers(db, settings, "TH") == ()  # a LINE entry takes alerts, it is not rung
+    twilio.post("/twilio/sms", twilio.sms_params("SOS my boss locked us in", from_="+66898765432"))
+    run_worker_burst(settings)
+    [case] = rows(db, Case)
+    [push] = [p for p in fake.pushes if p["to"] == lawyer]
+    assert case.ref in push["messages"][0]["text"] and push["retryKey"]
+    [row] = rows(db, Message, Message.purpose == "oncall_alert")
+    assert row.channel == "line" and row.status == MessageStatus.SENT and row.peer == f"line:{lawyer}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -105,13 +106,16 @@ def _roster_address(raw: str, country: str) -> str | None:
     from hotline.services.sendgate import channel_transport
 
     chat, _, ident = raw.strip().partition(":")
-    if chat.lower() in ALERT_CHANNELS and ident.isdigit() and 3 <= len(ident) <= 20:
+    pattern = ALERT_CHANNELS.get(chat.lower())
+    if pattern is not None and re.fullmatch(pattern, ident):
         address = f"{chat.lower()}:{ident}"
         return address if channel_transport(resources().settings, address) is not None else None
     return to_e164(raw, country)
 
 
-ALERT_CHANNELS = ("telegram",)  # Messenger's 24-hour window forbids alerts; LINE pushes could be added
+# Channel -> what its ids look like. Messenger's 24-hour window forbids alerts; a LINE alert is a push
+# to the lawyer's user id (they add the account as a friend; the id shows on their contact's texts).
+ALERT_CHANNELS = {"telegram": r"\d{3,20}", "line": r"U[0-9a-f]{32}"}
 
 
 @staff_bp.post("/oncall")
