@@ -53,7 +53,7 @@ MAX_MESSAGES = 5  # message objects in one reply or push
 MAX_QUICK_REPLIES = 13
 MAX_LABEL = 20
 MAX_CONTENT_BYTES = 25 * 1024 * 1024  # a voice message of several minutes is far smaller
-_USER_ID = re.compile(r"^U[0-9a-f]{32}$")
+_USER_ID = re.compile(r"U[0-9a-f]{32}")
 _INVALID_REPLY_TOKEN = "invalid reply token"  # noqa: S105 - an error text, not a secret
 _MONTHLY_LIMIT = "monthly limit"
 # Stable across processes and releases: the retry key of a message is uuid5(namespace, our id).
@@ -123,7 +123,7 @@ def _event(e: dict[str, Any]) -> LineEvent:
     base: dict[str, Any] = {
         "event_id": _str(e.get("webhookEventId"), 64),
         "redelivery": bool(ctx.get("isRedelivery")) if isinstance(ctx, dict) else False,
-        "user_id": user if user and _USER_ID.match(user) else None,
+        "user_id": user if user and _USER_ID.fullmatch(user) else None,
         "reply_token": _str(e.get("replyToken"), 256)}
     kind = str(e.get("type") or "")
     if source.get("type") != "user" or base["user_id"] is None:
