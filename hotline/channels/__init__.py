@@ -102,6 +102,7 @@ class InboundMessage:
     media: str | None = None  # VOICE: the platform's reference for `download` (file_id, message id, URL)
     duration_s: int | None = None  # VOICE: as the platform reported it
     reply_token: str | None = None  # LINE: the single-use, short-lived reply token
+    language: str | None = None  # the platform's guess (Telegram's language_code): a new contact's first language
     # A phone number the person gave in the message (set by hotline.services.chat): a callback
     # request rings this number, and a bare number is read as one.
     callback_phone: str | None = None

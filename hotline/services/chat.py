@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from hotline import channels
 from hotline.background.outbox import add_job
+from hotline.background.periodic import every
 from hotline.background.runner import handler, spec_for
 from hotline.channels import BUTTON, KINDS, TEXT, UNSUPPORTED, VOICE, Button, ChatReply, InboundMessage
 from hotline.db import utcnow
@@ -180,6 +181,8 @@ def receive(session: Session, keywords: KeywordSet, texts: ChatTexts, msg: Inbou
         msg, body = replace(msg, kind=BUTTON), payload
     phone = phone_in(body) if msg.kind == TEXT else None
     msg = replace(msg, sid=sid, body=body, callback_phone=phone)
+    if msg.language in keywords.languages:
+        _first_language(session, msg.sender, msg.language)
     outcome = sms_service.handle_inbound(session, keywords, msg, now=now)
     if outcome.duplicate or outcome.rate_limited:
         return Received(duplicate=outcome.duplicate, rate_limited=outcome.rate_limited, case_id=outcome.case_id)
@@ -201,9 +204,21 @@ def receive(session: Session, keywords: KeywordSet, texts: ChatTexts, msg: Inbou
     key = sms_service.reply_key(sid)
     if text_id is not None:
         _reword(session, key, texts, text_id)
-    voice = _topic_voice(script, match.topic, session, key) if match and intent == Intent.TOPIC else None
+    topic = match.topic if match and intent == Intent.TOPIC and msg.kind != VOICE else None
+    voice = _topic_voice(script, topic, session, key) if topic is not None else None
     jobs = _queue_replies(session, key, msg, voice, confirms_stop=intent == Intent.STOP, now=now)
     return Received(case_id=case_id, replies=jobs)
+
+
+def _first_language(session: Session, address: str, language: str | None) -> None:
+    """A new contact starts in the language its app reports (Khmer or Thai); a known one keeps its own."""
+    if session.scalar(sa.select(Caller.id).where(Caller.phone == address)) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.execute(sa.insert(_callers).values(phone=address, language=language))
+    except IntegrityError:  # the same new contact's other message got there first
+        pass
 
 
 def _voice_note(session: Session, msg: InboundMessage, case_id: int | None, now: datetime) -> int:
@@ -336,6 +351,22 @@ def staff_reply(session: Session, settings: Any, *, case_id: int, caller: Caller
             raise ReplyRefused("reply_window", name)
     language = str(caller.language or "km")
     return queue_message(session, caller=caller, text=text, language=language, purpose="staff", case_id=case_id)
+
+
+EVENTS_KEPT = timedelta(days=30)  # platforms redeliver for hours, not weeks; Message.sid stays unique after
+_last_forget: list[float] = [0.0]
+
+
+@every
+def forget_old_events(res: Resources) -> None:
+    """Drop de-duplication ids older than EVENTS_KEPT, at most hourly (the worker ticks every 15 s)."""
+    import time
+
+    if time.monotonic() - _last_forget[0] < 3600:
+        return
+    _last_forget[0] = time.monotonic()
+    with res.db.session() as s:
+        s.execute(sa.delete(ChannelEvent).where(ChannelEvent.received_at < utcnow() - EVENTS_KEPT))
 
 
 # -- jobs -----------------------------------------------------------------------------------------
