@@ -147,6 +147,7 @@ class ChatReply:
     last_inbound_at: datetime | None = None  # the contact's last message on this channel (24-hour rules)
     reply_token: str | None = None
     received_at: datetime | None = None  # when the message with `reply_token` came in
+    ask_phone: bool = False  # the text asks for a phone number: offer the platform's "share my number"
 
 
 class Channel(Protocol):

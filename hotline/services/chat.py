@@ -179,7 +179,7 @@ def receive(session: Session, keywords: KeywordSet, texts: ChatTexts, msg: Inbou
     body = msg.body.replace("\x00", "")[:MAX_TEXT] if msg.kind in (TEXT, BUTTON, VOICE) else ""
     if msg.kind == TEXT and (payload := texts.payload_for(body)) is not None:
         msg, body = replace(msg, kind=BUTTON), payload
-    phone = phone_in(body) if msg.kind == TEXT else None
+    phone = phone_in(body) if msg.kind in (TEXT, BUTTON) else None  # BUTTON: Messenger's "share my number"
     msg = replace(msg, sid=sid, body=body, callback_phone=phone)
     if msg.language in keywords.languages:
         _first_language(session, msg.sender, msg.language)
@@ -206,7 +206,8 @@ def receive(session: Session, keywords: KeywordSet, texts: ChatTexts, msg: Inbou
         _reword(session, key, texts, text_id)
     topic = match.topic if match and intent == Intent.TOPIC and msg.kind != VOICE else None
     voice = _topic_voice(script, topic, session, key) if topic is not None else None
-    jobs = _queue_replies(session, key, msg, voice, confirms_stop=intent == Intent.STOP, now=now)
+    jobs = _queue_replies(session, key, msg, voice, confirms_stop=intent == Intent.STOP, now=now,
+                          ask_phone=text_id == "give_number")
     return Received(case_id=case_id, replies=jobs)
 
 
@@ -284,14 +285,14 @@ def _topic_voice(script: Script | None, topic: int | None, session: Session, key
 
 
 def _queue_replies(session: Session, key: str, msg: InboundMessage, voice: dict[str, Any] | None, *,
-                   confirms_stop: bool, now: datetime) -> int:
+                   confirms_stop: bool, now: datetime, ask_phone: bool = False) -> int:
     ids = session.scalars(sa.select(Message.id).where(
         Message.idempotency_key.in_([key, key + ":consent"]), Message.status == MessageStatus.QUEUED)
         .order_by(Message.id)).all()
     for i, message_id in enumerate(ids):
         add_job(session, SEND_JOB, {"message_id": message_id, "voice": voice if i == 0 else None, "buttons": True,
                                     "confirms_stop": confirms_stop, "reply_token": msg.reply_token if i == 0 else None,
-                                    "received_at": now.isoformat()})
+                                    "received_at": now.isoformat(), "ask_phone": ask_phone and i == 0})
     return len(ids)
 
 
@@ -390,7 +391,8 @@ def send(res: Resources, s: Session, job: OutboxJob) -> None:
         purpose="reply" if row.purpose == sms_service.REPLY_PURPOSE else (row.purpose or "reply"),
         last_inbound_at=_last_inbound(s, row),
         reply_token=p.get("reply_token"),
-        received_at=datetime.fromisoformat(p["received_at"]) if p.get("received_at") else None)
+        received_at=datetime.fromisoformat(p["received_at"]) if p.get("received_at") else None,
+        ask_phone=bool(p.get("ask_phone")))
     try:
         platform_id = sendgate.send_channel(s, settings, row.peer, reply, confirms_stop=bool(p.get("confirms_stop")))
     except SendError as exc:
