@@ -152,7 +152,7 @@ def test_audio_check_prints_the_matrix(tmp_path: Path, audio_dir: Path) -> None:
     assert line.split()[:3] == ["goodbye", "recorded", line.split()[2]] and "missing" in line
     shipped = CliRunner().invoke(cli, ["audio", "check"])
     assert shipped.exit_code == 0, shipped.output
-    assert shipped.output.rstrip().endswith("117 placeholder")
+    assert shipped.output.rstrip().endswith("126 placeholder")
 
 
 def test_encode_gives_the_delivery_format(tmp_path: Path) -> None:

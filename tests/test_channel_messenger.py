@@ -295,3 +295,19 @@ def test_a_reply_form_is_offered_only_for_a_chat_contact_and_an_sms_case_refuses
     assert "Reply on" not in client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
     post(client, f"/staff/cases/{case.id}/reply", {"body": "hello"})
     assert rows(db, Message) == []
+
+
+def test_call_me_offers_share_my_number_and_the_shared_number_is_a_callback_linked_to_the_contact(
+        meta, db, settings, fake_messenger) -> None:
+    from hotline.models import CallbackRequest, Caller
+
+    meta.post(meta.event({"text": "Call me back", "quick_reply": {"payload": "CALL"}}))
+    run_worker_burst(settings)
+    (ask,) = fake_messenger.sent
+    assert ask["message"]["quick_replies"][0] == {"content_type": "user_phone_number"}
+    assert rows(db, CallbackRequest) == []
+    meta.post(meta.event({"text": "+66812345678", "quick_reply": {"payload": "+66812345678"}}))
+    (req,) = rows(db, CallbackRequest)
+    assert req.phone == "+66812345678" and req.source == "messenger"
+    contact = db.scalar(sa.select(Caller).where(Caller.phone == f"messenger:{PSID}"))
+    assert contact is not None and contact.linked_caller_id is not None

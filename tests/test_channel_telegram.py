@@ -315,3 +315,19 @@ def test_hotline_channels_webhook_registers_our_route_with_the_secret(settings, 
     listed = CliRunner().invoke(cli, ["channels", "list"])
     assert listed.exit_code == 0 and "telegram   on  https://hotline.example.org/channels/telegram" in listed.output
     assert "messenger  off set MESSENGER_APP_SECRET" in listed.output
+
+
+def test_a_new_contact_whose_telegram_is_in_thai_is_answered_in_thai_and_the_call_button_shares_the_number(
+        client, db, settings, fake_telegram) -> None:
+    u = update({"text": "HELP"}, chat=CHAT + 5)
+    u["message"]["from"]["language_code"] = "th"
+    post(client, u)
+    run_worker_burst(settings)
+    (sent,) = [m for m in fake_telegram.sent if m["chat_id"] == str(CHAT + 5)]
+    assert any("\u0e00" <= ch <= "\u0e7f" for ch in sent["text"])  # Thai script
+    buttons = [b for row in sent["reply_markup"]["keyboard"] for b in row]
+    assert [b for b in buttons if b.get("request_contact")] == [b for b in buttons if b["text"] == "โทรกลับหาฉัน"]
+    u = update({"text": "HELP"}, chat=CHAT + 6)
+    u["message"]["from"]["language_code"] = "en"  # not taken: Khmer speakers' phones are often in English
+    post(client, u)
+    assert db.scalar(sa.select(Caller.language).where(Caller.phone == f"telegram:{CHAT + 6}")) is None

@@ -85,8 +85,9 @@ def main_menu(c: int, lang: str, **kw: int) -> str:
     return gather(c, "main", lang, "main_menu", then=every, **kw)  # type: ignore[arg-type]
 
 
-def urgent_closed(c: int, lang: str) -> str:
-    return play(lang, "urgent_record") + record(c, lang)
+def urgent_closed(c: int, lang: str, numbers: str = "urgent_numbers_kh") -> str:
+    # Before the recording: the numbers that can act tonight where the caller is (KH_CALLER by default).
+    return play(lang, numbers) + play(lang, "urgent_record") + record(c, lang)
 
 
 def callback_confirm(c: int, lang: str, **kw: int) -> str:
@@ -279,7 +280,7 @@ def test_message_keys_during_a_part_work_and_a_wrong_key_lands_on_the_after_menu
     p = phone()
     p.call()
     c = p.c
-    assert p.at("wages", "th", "9", s="p0") == resp(urgent_closed(c, "th"))
+    assert p.at("wages", "th", "9", s="p0") == resp(urgent_closed(c, "th"))  # a KH_CALLER
     assert p.at("wages", "th", "0", s="p1") == resp(main_menu(c, "th"))
     assert p.at("wages", "th", "*", s="p1") == resp(gather(c, "wages", "th", "msg_wages_1", s="p0", timeout=1,
                                                            on="d"))
@@ -352,12 +353,27 @@ def test_hash_at_the_main_menu_chooses_the_language_again_and_the_new_choice_is_
 
 
 @pytest.mark.parametrize(("from_", "part"), [(TH_CALLER, "msg_numbers_th"), (KH_CALLER, "msg_numbers_kh"),
-                                             ("+60123456789", "msg_numbers_kh")])
+                                             # Malaysia: both lists, each named by its country (never
+                                             # the Cambodian list alone as if it were the caller's own)
+                                             ("+60123456789", "msg_numbers_th")])
 def test_useful_numbers_are_the_local_ones_for_the_callers_country(phone, from_: str, part: str) -> None:
     p = phone(from_)
     p.call()
     p.press("3")
     assert p.press("7") == resp(gather(p.c, "useful_numbers", "en", part, s="p0", timeout=1, on="d"))
+    if from_.startswith("+60"):
+        assert p.silence() == resp(gather(p.c, "useful_numbers", "en", "msg_numbers_kh", s="p1", timeout=1, on="d"))
+
+
+@pytest.mark.parametrize(("from_", "numbers"), [(TH_CALLER, "urgent_numbers_th"), (KH_CALLER, "urgent_numbers_kh"),
+                                                ("+60123456789", "urgent_numbers_any"),
+                                                ("+821012345678", "urgent_numbers_any"),
+                                                ("anonymous", "urgent_numbers_any")])
+def test_after_hours_the_urgent_caller_hears_tonights_numbers_for_their_country_before_recording(
+        phone, from_: str, numbers: str) -> None:
+    p = phone(from_, when=CLOSED)
+    p.call()
+    assert p.press("9") == resp(urgent_closed(p.c, "km", numbers))
 
 
 # -- urgent help ------------------------------------------------------------------------------------
@@ -409,7 +425,7 @@ def test_urgent_in_office_hours_rings_the_on_call_numbers_of_the_callers_country
     p.press("2")
     assert p.press("9") == resp(play("th", "urgent_connecting") + dial(p.c, "th", "+66812345001", "+66812345002"))
     # Nobody took it: the same words as when nobody is on call (no "our team cannot answer" first).
-    assert p.dial_ends("no-answer") == resp(urgent_closed(p.c, "th"))
+    assert p.dial_ends("no-answer") == resp(urgent_closed(p.c, "th", "urgent_numbers_th"))
     # Said nothing: no recording; the category question still comes (a caller who cannot speak can press).
     assert p.silence() == resp(gather(p.c, "urgent", "th", "urgent_category", s="category"))
     assert p.silence() == resp(gather(p.c, "urgent_done", "th", "urgent_thanks"))

@@ -152,10 +152,17 @@ def test_every_reply_in_every_language_fits_two_parts(ks: keywords.KeywordSet) -
 def test_numbers_follow_the_senders_country(ks: keywords.KeywordSet) -> None:
     th = ks.render("urgent", "en", "TH")
     kh = ks.render("urgent", "en", "KH")
-    assert "191 police" in th and "1300" in th and "117" not in th
-    assert "117 police" in kh and "1288" in kh and "191" not in kh
-    assert ks.render("urgent", "en", "MY") == kh  # elsewhere: the fallback country's numbers
+    # Thailand: 1300 first, the police only "if you are in danger now"; Cambodia: 117 (1288 waits for a
+    # phone check); content review 2026-12, sections 1 and 4.
+    assert th.index("1300 social help centre") < th.index("if you are in danger now: police 191") and "117" not in th
+    assert "117 police" in kh and "1288" not in kh and "191" not in kh
+    # Malaysia, South Korea, a withheld or channel address: the neutral list, each number named with its
+    # country, never the Cambodian list as if it were theirs.
+    neutral = ks.render("urgent", "en", "MY")
+    assert neutral == ks.render("urgent", "en", "KR") == ks.render("urgent", "en", None) != kh
+    assert "in Thailand 1300" in neutral and "Thai police 191" in neutral and "Cambodian police 117" in neutral
     assert "1694" in ks.render("topic_7", "km", "TH") and "1297" in ks.render("topic_7", "th", "KH")
+    assert ks.render("topic_7", "en", "KH").index("117") < ks.render("topic_7", "en", "KH").index("1288")
 
 
 def test_keywords_module_imports_no_framework() -> None:

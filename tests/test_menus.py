@@ -155,8 +155,8 @@ def test_scripts_check_command_reports_problems_and_fails(voice_copy: Path) -> N
 def test_scripts_check_command_passes_on_the_shipped_script() -> None:
     result = CliRunner().invoke(cli, ["scripts", "check"])
     assert result.exit_code == 0, result.output
-    assert "15 nodes, 39 prompts, languages km, th, en: valid (117 texts marked for review)" in result.output
-    assert "audio: all 117 prompt files present" in result.output
+    assert "15 nodes, 42 prompts, languages km, th, en: valid (126 texts marked for review)" in result.output
+    assert "audio: all 126 prompt files present" in result.output
     assert "ivr_scripts/sms: ok: 3 languages, 144 replies within 2 parts" in result.output
     assert "sms_consent.yaml: valid (3 questions and replies" in result.output
 
@@ -191,7 +191,9 @@ def test_urgent_rings_on_call_only_in_office_hours_in_the_hotline_time_zone(loca
     if dials:
         assert step.actions == (play("km", "urgent_connecting"), Dial(State("urgent", "km", "dial"), 25))
     else:
-        assert step.actions == (play("km", "urgent_record"), Record(State("urgent", "km", "record"), 180, 8))
+        # After hours: the numbers that can act tonight where the caller is, before the recording.
+        assert step.actions == (play("km", "urgent_numbers_kh"), play("km", "urgent_record"),
+                                Record(State("urgent", "km", "record"), 180, 8))
 
 
 def test_urgent_records_when_nobody_is_on_call() -> None:

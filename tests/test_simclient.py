@@ -369,8 +369,9 @@ def _in_office_hours(app: Flask) -> None:
 
 @pytest.mark.parametrize(("outcome", "claimed", "then"), [
     ("accept", True, "km/urgent_thanks"),   # pressed 1 on the whisper: connected, case claimed
-    ("voicemail", False, "km/urgent_record"),  # a voicemail picked up and pressed nothing
-    ("no-answer", False, "km/urgent_record"),
+    # a voicemail picked up and pressed nothing: tonight's numbers for Cambodia, then the recording
+    ("voicemail", False, "km/urgent_numbers_kh"),
+    ("no-answer", False, "km/urgent_numbers_kh"),
 ])
 def test_simulated_lawyer_phone_runs_the_whisper_on_its_leg(app: Flask, db, outcome: str, claimed: bool,
                                                              then: str) -> None:

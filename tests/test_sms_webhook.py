@@ -143,9 +143,10 @@ def test_typos_are_forgiven(twilio, db) -> None:
 
 def test_urgent_reply_gives_the_emergency_numbers_of_the_senders_country(twilio, db) -> None:
     resp, _ = send(twilio, "SOS", from_=KH_PHONE)
-    assert "117" in reply_of(resp) and "1288" in reply_of(resp)
+    # 1288 (medium confidence, undated) stays out of the urgent reply until someone has called it.
+    assert "117" in reply_of(resp) and "1288" not in reply_of(resp)
     resp, _ = send(twilio, "SOS", from_=TH_PHONE)
-    assert "191" in reply_of(resp) and "117" not in reply_of(resp)
+    assert reply_of(resp).index("1300") < reply_of(resp).index("191") and "117" not in reply_of(resp)
 
 
 def test_same_message_sid_twice_is_stored_and_acted_on_once(twilio, db) -> None:

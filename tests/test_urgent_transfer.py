@@ -63,7 +63,7 @@ def test_voicemail_answering_a_leg_presses_nothing_so_the_caller_reaches_the_rec
     heard, after = p.leg_answers(TH_FIRST, None)  # the voicemail greeting plays over our whisper; no key
     assert heard == whisper_twiml(p.c) and after is None
     # Twilio may well report the voicemail leg as "completed": that is not an answer.
-    assert p.dial_ends("completed") == resp(urgent_closed(p.c, "th"))
+    assert p.dial_ends("completed") == resp(urgent_closed(p.c, "th", "urgent_numbers_th"))
     case = case_of(db, p)
     assert (case.status, case.claimed_by_id) == (CaseStatus.NEW, None)
     assert ("dial", "urgent", "completed, not accepted") in p.path()
@@ -113,7 +113,7 @@ def test_any_other_key_drops_that_leg_and_the_caller_is_asked_to_record(phone, d
     p = urgent_call(phone)
     _, after = p.leg_answers(TH_FIRST, key)
     assert after == '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
-    assert p.dial_ends("no-answer") == resp(urgent_closed(p.c, "th"))
+    assert p.dial_ends("no-answer") == resp(urgent_closed(p.c, "th", "urgent_numbers_th"))
     assert case_of(db, p).status == CaseStatus.NEW
 
 

@@ -102,6 +102,7 @@ class InboundMessage:
     media: str | None = None  # VOICE: the platform's reference for `download` (file_id, message id, URL)
     duration_s: int | None = None  # VOICE: as the platform reported it
     reply_token: str | None = None  # LINE: the single-use, short-lived reply token
+    language: str | None = None  # the platform's guess (Telegram's language_code): a new contact's first language
     # A phone number the person gave in the message (set by hotline.services.chat): a callback
     # request rings this number, and a bare number is read as one.
     callback_phone: str | None = None
@@ -150,6 +151,7 @@ class ChatReply:
     # idempotency key (LINE's X-Line-Retry-Key, the SMS gateway's message id), so a retry after a
     # timeout is not shown twice.
     key: str | None = None
+    ask_phone: bool = False  # the text asks for a phone number: offer the platform's "share my number"
 
 
 class Channel(Protocol):

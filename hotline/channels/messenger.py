@@ -13,7 +13,8 @@
   person's last message; after that only a staff member's reply may go, with the HUMAN_AGENT tag,
   up to 7 days; anything else is refused before it reaches Meta (permanent, recorded). A recorded
   topic goes as an `audio` attachment by URL (our signed /channels/media link), then the text with
-  quick replies (at most 13, titles cut at 20 characters).
+  quick replies (at most 13, titles cut at 20 characters); asking for a number offers Messenger's
+  "share my phone number" quick reply, whose payload is the number (a callback).
 - Graph answers rate limits and temporary errors with HTTP 400 and a code (1, 2, 4, 17, 32, 613):
   those are retried like a 5xx.
 """
@@ -151,9 +152,10 @@ class Messenger:
             self._post({"recipient": recipient, **rules, "message": {"attachment": {
                 "type": "audio", "payload": {"url": reply.voice.url, "is_reusable": True}}}})
         message: dict[str, Any] = {"text": reply.text[:MAX_TEXT]}
-        if reply.buttons:
-            message["quick_replies"] = [{"content_type": "text", "title": b.label[:MAX_TITLE], "payload": b.payload}
-                                        for b in reply.buttons[:MAX_QUICK_REPLIES]]
+        quick: list[dict[str, Any]] = [{"content_type": "user_phone_number"}] if reply.ask_phone else []
+        quick += [{"content_type": "text", "title": b.label[:MAX_TITLE], "payload": b.payload} for b in reply.buttons]
+        if quick:  # "share my number" first: the number comes back as the quick reply's payload
+            message["quick_replies"] = quick[:MAX_QUICK_REPLIES]
         mid = self._post({"recipient": recipient, **rules, "message": message}).get("message_id")
         return str(mid) if mid else None
 

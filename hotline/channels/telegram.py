@@ -5,7 +5,8 @@
 - De-duplication: `update_id` (Telegram redelivers an update until it gets a 2xx).
 - Private chats only: a group, supergroup or channel post is left alone (the hotline never answers
   where others read). Edits, reactions, callback queries, membership changes: ignored, no reply.
-- Text -> TEXT; a shared contact -> TEXT with its number (a callback); voice or audio -> VOICE
+- Text -> TEXT; a shared contact -> TEXT with its number (a callback: the "Call me back" button asks
+  Telegram to share the person's number in one tap); voice or audio -> VOICE
   (`file_id`, fetched with getFile); sticker, photo, location, document, video... -> UNSUPPORTED.
 - Out: `sendVoice` (OGG/Opus upload: shown as a voice note) first when there is a recording, then
   `sendMessage` with a persistent reply keyboard (three buttons a row). A tapped keyboard button
@@ -37,6 +38,7 @@ from hotline.channels.http import request as call
 log = logging.getLogger(__name__)
 MAX_TEXT = 4096
 ROW = 3
+CALLBACK_PAYLOAD = "CALL"
 # Message fields that are media we do not take, so the person gets the neutral reply.
 _UNSUPPORTED = ("sticker", "photo", "location", "venue", "document", "video", "video_note", "animation",
                 "poll", "dice", "game", "story")
@@ -78,7 +80,7 @@ class Telegram:
                                       event_id=str(update_id))
         caption: str = msg["caption"] if isinstance(msg.get("caption"), str) else ""
         if isinstance(msg.get("text"), str):
-            return [InboundMessage(body=msg["text"], kind=TEXT, **common)]
+            return [InboundMessage(body=msg["text"], kind=TEXT, language=_language(msg), **common)]
         contact = msg.get("contact")
         if isinstance(contact, dict) and isinstance(contact.get("phone_number"), str):
             number = contact["phone_number"].strip()
@@ -105,7 +107,9 @@ class Telegram:
                      files={"voice": ("message.ogg", f, reply.voice.mime)})
         payload: dict[str, Any] = {"chat_id": to, "text": reply.text[:MAX_TEXT]}
         if reply.buttons:
-            rows = [[{"text": b.label} for b in reply.buttons[i:i + ROW]] for i in range(0, len(reply.buttons), ROW)]
+            # "Call me back" shares the person's own number in one tap (a contact message: a callback).
+            rows = [[{"text": b.label, **({"request_contact": True} if b.payload == CALLBACK_PAYLOAD else {})}
+                     for b in reply.buttons[i:i + ROW]] for i in range(0, len(reply.buttons), ROW)]
             payload["reply_markup"] = {"keyboard": rows, "resize_keyboard": True, "is_persistent": True}
         resp = call(self.http, "POST", self._url("sendMessage"), what="Telegram sendMessage", secret=self.token,
                     json=payload)
@@ -129,3 +133,11 @@ class Telegram:
         call(self.http, "POST", self._url("setWebhook"), what="Telegram setWebhook", secret=self.token,
              json={"url": url, "secret_token": self.secret,
                    "allowed_updates": ["message"], "drop_pending_updates": False})
+
+
+def _language(msg: dict[str, Any]) -> str | None:
+    """The app's language (`from.language_code`) when it is Khmer or Thai: a first guess for a new
+    contact. English is not taken: many Khmer speakers' phones are set to English."""
+    sender = msg.get("from")
+    code = sender.get("language_code") if isinstance(sender, dict) else None
+    return code[:2] if isinstance(code, str) and code[:2] in ("km", "th") else None

@@ -47,6 +47,13 @@ def register(cli: click.Group) -> None:
         review = sum(1 for p in script.prompts.values() for t in p.texts.values() if t.review)
         click.echo(f"{voice_dir}: {len(script.nodes)} nodes, {len(script.prompts)} prompts, languages "
                    f"{', '.join(script.languages)}: valid ({review} texts marked for review)")
+        from hotline.menus import facts  # every number never phone-checked, every fact due
+
+        try:
+            for line in facts.coverage_lines(facts.load()):
+                click.echo(line)
+        except facts.FactsError as exc:
+            raise click.ClickException(str(exc)) from None
         if missing:
             raise click.ClickException(f"{len(missing)} audio file(s) missing: {', '.join(missing[:20])}"
                                        + (" ..." if len(missing) > 20 else "")

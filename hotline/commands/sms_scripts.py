@@ -20,7 +20,8 @@ def check_sms(directory: Path) -> list[str]:
     for lang, rid, country, text in ks.all_replies():
         encoding, costs = sms_units(text)
         lines.append(f"{lang:3} {rid:10} {country:6} {encoding} {sum(costs):4} units {sms_segments(text)} part(s)")
-    unchecked = sum(not n.phone_checked for nums in ks.numbers.values() for n in nums)
+    # The neutral list repeats numbers of the country lists: each number counts once.
+    unchecked = len({n.number for nums in ks.numbers.values() for n in nums if not n.phone_checked})
     lines.append(f"ok: {len(ks.languages)} languages, {len(lines)} replies within {ks.max_reply_parts} parts; "
                  f"{unchecked} numbers still need a phone check")
     return lines

@@ -88,7 +88,7 @@ class FakeMessenger(FakeServer):
                     p.get("tag") != "HUMAN_AGENT" or since > 7 * 86400)):
                 return self._refuse(10, "(#10) This message is sent outside of allowed window.", 2018278)
             quick = message.get("quick_replies") or []
-            if len(quick) > 13 or any(len(q.get("title", "")) > 20 for q in quick):
+            if len(quick) > 13 or any(not _quick_reply_ok(q) for q in quick):
                 return self._refuse(100, "(#100) Invalid quick replies")
             if not message.get("text") and not message.get("attachment"):
                 return self._refuse(100, "(#100) Message cannot be empty")
@@ -103,6 +103,13 @@ class FakeMessenger(FakeServer):
             if data is None:
                 return Response("Not Found", status=404)
             return Response(data, mimetype="audio/mp4")
+
+
+def _quick_reply_ok(q: Any) -> bool:
+    kind = q.get("content_type") if isinstance(q, dict) else None
+    if kind == "text":
+        return bool(q.get("title")) and len(q["title"]) <= 20 and len(str(q.get("payload", ""))) <= 1000
+    return kind in ("user_phone_number", "user_email")
 
 
 if __name__ == "__main__":

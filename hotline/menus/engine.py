@@ -369,6 +369,11 @@ class _Turn:
         return self.record(node, lang)
 
     def record(self, node: Node, lang: str) -> Step:
+        # Before anything is recorded: who can act tonight where the caller is (nobody on call may
+        # hear the message before morning).
+        numbers = node.numbers_for(self.ctx.country)
+        if numbers:
+            self.play(numbers, lang)
         self.play(node.prompts["record"], lang)
         st = State(node.id, lang, "record")
         self.actions.append(Record(st, node.record_max_seconds, node.record_timeout))

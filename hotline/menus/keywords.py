@@ -81,6 +81,9 @@ class Number:
     emergency: bool
     useful: bool
     phone_checked: bool = False
+    # In the urgent reply: the whole item per language, number included ("in danger now: police 191"),
+    # when the label alone cannot say what the number is for; else "<number> <label>".
+    urgent_labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -224,13 +227,14 @@ class KeywordSet:
         """Every reply the scripts can produce: (language, reply id, country, text)."""
         for lang in self.languages:
             for rid in self.replies[lang]:
-                for country in (*self.numbers, OTHER_COUNTRY):
+                for country in dict.fromkeys((*self.numbers, OTHER_COUNTRY)):
                     yield lang, rid, country, self.render(rid, lang, country)
 
 
 def _list(nums: Iterable[Number], language: str, *, emergency: bool) -> str:
     chosen = [n for n in nums if (n.emergency if emergency else n.useful)]
-    return ", ".join(f"{n.number} {n.labels[language]}".strip() for n in chosen)
+    return ", ".join((n.urgent_labels.get(language) if emergency else None)
+                     or f"{n.number} {n.labels[language]}".strip() for n in chosen)
 
 
 def _phrase_in(words: tuple[str, ...], tokens: list[tuple[str, frozenset[str]]]) -> bool:
@@ -382,7 +386,12 @@ def _number(entry: Any, langs: list[str], where: str) -> Number:
     if not isinstance(labels, dict) or set(labels) != set(langs) or not all(isinstance(v, str)
                                                                            for v in labels.values()):
         raise _fail(f"{where}.labels", f"must give a text for each of {', '.join(langs)}")
-    return Number(num, dict(labels), entry["emergency"], entry["useful"], entry["phone_checked"])
+    urgent = entry.get("urgent_labels", {})
+    if not isinstance(urgent, dict) or (urgent and set(urgent) != set(langs)) or not all(
+            isinstance(v, str) and num in v for v in urgent.values()):
+        raise _fail(f"{where}.urgent_labels", f"must give a text for each of {', '.join(langs)}, "
+                                              f"each with the number {num} in it")
+    return Number(num, dict(labels), entry["emergency"], entry["useful"], entry["phone_checked"], dict(urgent))
 
 
 def _fallback(common: Mapping[str, Any], numbers: Mapping[str, Any]) -> str:

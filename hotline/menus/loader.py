@@ -47,7 +47,8 @@ NODE_FIELDS = {
     "common": {"type", "timeout", "no_input", "wrong_key", "globals"},
     "menu": {"prompt", "keys", "all_languages", "every_language"},
     "message": {"parts", "parts_by_country", "after", "keys"},
-    "urgent": {"prompts", "next", "dial_timeout", "record_max_seconds", "record_timeout", "categories"},
+    "urgent": {"prompts", "next", "dial_timeout", "record_max_seconds", "record_timeout", "categories",
+               "numbers_by_country"},
     "callback": {"prompts", "next", "number_timeout"},
     "resume": {"prompt", "keys"},
     "hangup": {"prompt"},
@@ -377,6 +378,8 @@ class _Builder:
             kw["record_timeout"] = self._int(nid, "record_timeout", spec.get("record_timeout", 5), 1, 30)
             if "categories" in spec:
                 kw["categories"] = self._categories(nid, spec["categories"], kw["prompts"])
+            if "numbers_by_country" in spec:
+                kw["numbers_by_country"] = self._numbers(nid, spec["numbers_by_country"])
         if ntype == "callback":
             kw["number_timeout"] = self._int(nid, "number_timeout", spec.get("number_timeout", 10), 3, 30)
         if ntype == "resume" and CONTINUE not in {r.target for r in kw["keys"].values()}:
@@ -397,6 +400,18 @@ class _Builder:
                 self.err(nid, f"categories.keys.{key}", f"must be a key 0-9 naming one of {', '.join(CASE_CATEGORIES)}")
                 continue
             out[str(key)] = str(category)
+        return out
+
+    def _numbers(self, nid: str, raw: Any) -> dict[str, str]:
+        """`numbers_by_country: {TH: prompt, KH: prompt, default: prompt}`: said before the recording."""
+        if not isinstance(raw, dict) or "default" not in raw:
+            self.err(nid, "numbers_by_country", "needs a `default` prompt (a withheld number, another country)")
+            return {}
+        out = {}
+        for country, pid in raw.items():
+            ref = self._prompt_ref(nid, f"numbers_by_country.{country}", pid)
+            if ref:
+                out[str(country)] = ref
         return out
 
     def _keys(self, nid: str, ntype: str, raw: Any, globals_on: bool) -> dict[str, Route]:

@@ -63,10 +63,17 @@ class Node:
     # urgent: after the recording, one optional key that names the case's category (key -> category);
     # its prompt is prompts["category"]. Empty: no question.
     categories: Mapping[str, str] = field(default_factory=dict)
+    # urgent: the numbers that can act tonight, by the caller's country (a prompt id each), played
+    # before the recording prompt; "default" for a withheld number or a country without its own list.
+    numbers_by_country: Mapping[str, str] = field(default_factory=dict)
 
     def parts_for(self, country: str | None) -> tuple[str, ...]:
         """Message parts for the caller's country (e.g. local numbers), else the `default` ones."""
         return self.parts_by_country.get(country or "", self.parts_by_country.get("default", ()))
+
+    def numbers_for(self, country: str | None) -> str | None:
+        """urgent: the prompt with the emergency numbers for the caller's country, else the neutral one."""
+        return self.numbers_by_country.get(country or "", self.numbers_by_country.get("default"))
 
 
 @dataclass(frozen=True)

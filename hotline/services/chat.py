@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from hotline import channels
 from hotline.background.outbox import add_job
+from hotline.background.periodic import every
 from hotline.background.runner import handler, spec_for
 from hotline.channels import BUTTON, KINDS, TEXT, UNSUPPORTED, VOICE, Button, ChatReply, InboundMessage
 from hotline.db import utcnow
@@ -178,8 +179,10 @@ def receive(session: Session, keywords: KeywordSet, texts: ChatTexts, msg: Inbou
     body = msg.body.replace("\x00", "")[:MAX_TEXT] if msg.kind in (TEXT, BUTTON, VOICE) else ""
     if msg.kind == TEXT and (payload := texts.payload_for(body)) is not None:
         msg, body = replace(msg, kind=BUTTON), payload
-    phone = phone_in(body) if msg.kind == TEXT else None
+    phone = phone_in(body) if msg.kind in (TEXT, BUTTON) else None  # BUTTON: Messenger's "share my number"
     msg = replace(msg, sid=sid, body=body, callback_phone=phone)
+    if msg.language in keywords.languages:
+        _first_language(session, msg.sender, msg.language)
     outcome = sms_service.handle_inbound(session, keywords, msg, now=now)
     if outcome.duplicate or outcome.rate_limited:
         return Received(duplicate=outcome.duplicate, rate_limited=outcome.rate_limited, case_id=outcome.case_id)
@@ -203,9 +206,22 @@ def receive(session: Session, keywords: KeywordSet, texts: ChatTexts, msg: Inbou
         text_id = None  # an SMS gateway's sender is a phone number: the SMS wording fits as it is
     if text_id is not None:
         _reword(session, key, texts, text_id)
-    voice = _topic_voice(script, match.topic, session, key) if match and intent == Intent.TOPIC else None
-    jobs = _queue_replies(session, key, msg, voice, confirms_stop=intent == Intent.STOP, now=now)
+    topic = match.topic if match and intent == Intent.TOPIC and msg.kind != VOICE else None
+    voice = _topic_voice(script, topic, session, key) if topic is not None else None
+    jobs = _queue_replies(session, key, msg, voice, confirms_stop=intent == Intent.STOP, now=now,
+                          ask_phone=text_id == "give_number")
     return Received(case_id=case_id, replies=jobs)
+
+
+def _first_language(session: Session, address: str, language: str | None) -> None:
+    """A new contact starts in the language its app reports (Khmer or Thai); a known one keeps its own."""
+    if session.scalar(sa.select(Caller.id).where(Caller.phone == address)) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.execute(sa.insert(_callers).values(phone=address, language=language))
+    except IntegrityError:  # the same new contact's other message got there first
+        pass
 
 
 def _voice_note(session: Session, msg: InboundMessage, case_id: int | None, now: datetime) -> int:
@@ -271,14 +287,14 @@ def _topic_voice(script: Script | None, topic: int | None, session: Session, key
 
 
 def _queue_replies(session: Session, key: str, msg: InboundMessage, voice: dict[str, Any] | None, *,
-                   confirms_stop: bool, now: datetime) -> int:
+                   confirms_stop: bool, now: datetime, ask_phone: bool = False) -> int:
     ids = session.scalars(sa.select(Message.id).where(
         Message.idempotency_key.in_([key, key + ":consent"]), Message.status == MessageStatus.QUEUED)
         .order_by(Message.id)).all()
     for i, message_id in enumerate(ids):
         add_job(session, SEND_JOB, {"message_id": message_id, "voice": voice if i == 0 else None, "buttons": True,
                                     "confirms_stop": confirms_stop, "reply_token": msg.reply_token if i == 0 else None,
-                                    "received_at": now.isoformat()})
+                                    "received_at": now.isoformat(), "ask_phone": ask_phone and i == 0})
     return len(ids)
 
 
@@ -346,6 +362,22 @@ def staff_reply(session: Session, settings: Any, *, case_id: int, caller: Caller
                          channel=name)
 
 
+EVENTS_KEPT = timedelta(days=30)  # platforms redeliver for hours, not weeks; Message.sid stays unique after
+_last_forget: list[float] = [0.0]
+
+
+@every
+def forget_old_events(res: Resources) -> None:
+    """Drop de-duplication ids older than EVENTS_KEPT, at most hourly (the worker ticks every 15 s)."""
+    import time
+
+    if time.monotonic() - _last_forget[0] < 3600:
+        return
+    _last_forget[0] = time.monotonic()
+    with res.db.session() as s:
+        s.execute(sa.delete(ChannelEvent).where(ChannelEvent.received_at < utcnow() - EVENTS_KEPT))
+
+
 # -- jobs -----------------------------------------------------------------------------------------
 
 @handler(SEND_JOB, queue="default", timeout=90)
@@ -371,6 +403,7 @@ def send(res: Resources, s: Session, job: OutboxJob) -> None:
         last_inbound_at=_last_inbound(s, row),
         reply_token=p.get("reply_token"),
         received_at=datetime.fromisoformat(p["received_at"]) if p.get("received_at") else None,
+        ask_phone=bool(p.get("ask_phone")),
         key=f"{row.id}.{row.created_at:%Y%m%d%H%M%S%f}" if row.created_at else str(row.id))
     try:
         platform_id = sendgate.send_channel(s, settings, to, reply, confirms_stop=bool(p.get("confirms_stop")))

@@ -54,6 +54,8 @@ def voice_file(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/<name>", methods=["GET", "POST"])
 def webhook(name: str):  # type: ignore[no-untyped-def]
+    if request.method == "POST" and (request.content_length or 0) > MAX_BODY:
+        return Response("too large", status=413, mimetype="text/plain")
     settings = resources().settings
     adapter = channels.adapter(settings, name) if name.isalnum() else None
     if adapter is None:
@@ -63,8 +65,6 @@ def webhook(name: str):  # type: ignore[no-untyped-def]
         if answer is None:
             return Response("forbidden", status=403, mimetype="text/plain")
         return Response(answer, status=200, mimetype="text/plain")
-    if (request.content_length or 0) > MAX_BODY:
-        return Response("too large", status=413, mimetype="text/plain")
     body = request.get_data(cache=True)
     if not adapter.verify(body, {k.lower(): v for k, v in request.headers.items()}):
         log.warning("%s webhook with a wrong or missing signature refused", name)
