@@ -523,3 +523,28 @@ def test_an_on_call_lawyer_on_the_roster_by_line_gets_the_alert_by_push(client, 
     assert case.ref in push["messages"][0]["text"] and push["retryKey"]
     [row] = rows(db, Message, Message.purpose == "oncall_alert")
     assert row.channel == "line" and row.status == MessageStatus.SENT and row.peer == f"line:{lawyer}"
+
+
+def test_hotline_channels_webhook_line_sets_the_url_and_lines_test_reaches_us(client, fake: FakeLine, monkeypatch,
+                                                                              tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from hotline.cli import cli
+
+    def probe(endpoint: str) -> int:  # what LINE's test does: a signed POST with no events
+        body, headers = fake.webhook()
+        return int(client.post(endpoint.removeprefix("https://hotline.example.org"), data=body,
+                               headers=headers).status_code)
+
+    fake.webhook_probe = probe
+    env = {"HOTLINE_INSTANCE": str(tmp_path / "i"), "PUBLIC_BASE_URL": "https://hotline.example.org",
+           "LINE_CHANNEL_SECRET": fake.channel_secret, "LINE_CHANNEL_ACCESS_TOKEN": fake.access_token,
+           "LINE_API_BASE_URL": fake.url, "LINE_DATA_API_BASE_URL": fake.data_url}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    result = CliRunner().invoke(cli, ["channels", "webhook", "line"])
+    assert result.exit_code == 0, result.output
+    assert fake.webhook_endpoint == "https://hotline.example.org/channels/line" and "answered 200" in result.output
+    fake.webhook_probe = lambda endpoint: 403  # e.g. a wrong channel secret on our side
+    failed = CliRunner().invoke(cli, ["channels", "webhook", "line"])
+    assert failed.exit_code != 0 and "could not reach" in failed.output

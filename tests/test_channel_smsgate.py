@@ -417,3 +417,24 @@ def test_fuzzed_signed_events_are_always_answered_200(client, fake: FakeSmsGate,
                                                       event_id: object) -> None:
     body = json.dumps({"deviceId": fake.device_id, "event": event, "id": event_id, "payload": payload}).encode()
     assert client.post("/channels/smsgate", data=body, headers=fake.sign(body)).status_code == 200
+
+
+def test_hotline_channels_webhook_smsgate_registers_every_event_once(fake: FakeSmsGate, monkeypatch,
+                                                                     tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from hotline.cli import cli
+
+    env = {"HOTLINE_INSTANCE": str(tmp_path / "i"), "PUBLIC_BASE_URL": "https://hotline.example.org",
+           "SMSGATE_URL": fake.cloud_url, "SMSGATE_USERNAME": fake.username, "SMSGATE_PASSWORD": fake.password,
+           "SMSGATE_SIGNING_KEY": fake.signing_key}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for _ in range(2):  # again: the registrations are replaced, not doubled
+        result = CliRunner().invoke(cli, ["channels", "webhook", "smsgate"])
+        assert result.exit_code == 0, result.output
+    assert sorted(h["event"] for h in fake.webhooks.values()) == sorted(smsgate.WEBHOOK_EVENTS)
+    assert {h["url"] for h in fake.webhooks.values()} == {"https://hotline.example.org/channels/smsgate"}
+    monkeypatch.setenv("SMSGATE_PASSWORD", "wrong")
+    refused = CliRunner().invoke(cli, ["channels", "webhook", "smsgate"])
+    assert refused.exit_code != 0 and "401" in refused.output and "wrong" not in refused.output

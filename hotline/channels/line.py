@@ -240,6 +240,17 @@ class LineAdapter:
                 return None
             raise
 
+    def set_webhook(self, url: str) -> str:
+        """Set the channel's webhook URL and have LINE test it (`hotline channels webhook line`)."""
+        request(self.http, "PUT", f"{self.api}/v2/bot/channel/webhook/endpoint", what="LINE set webhook",
+                secret=self.token, json={"endpoint": url}, headers=self._auth())
+        test = request(self.http, "POST", f"{self.api}/v2/bot/channel/webhook/test", what="LINE test webhook",
+                       secret=self.token, json={"endpoint": url}, headers=self._auth()).json()
+        if not test.get("success"):
+            raise SendError(f"LINE could not reach {url}: {test.get('statusCode')} {test.get('reason')} "
+                            f"{test.get('detail', '')}"[:200], transient=False, code="webhook_test")
+        return f"LINE now posts events to {url} (its test request was answered {test.get('statusCode')})"
+
     def download(self, media: str) -> bytes:
         """A voice message's audio (M4A), from the data host. 202: LINE is still preparing it."""
         if not media.isdigit():

@@ -200,6 +200,18 @@ class SmsGateAdapter:
     def download(self, media: str) -> bytes:
         raise SendError("the SMS gateway carries no voice notes", transient=False, code="no_media")
 
+    def set_webhook(self, url: str) -> str:
+        """Register our route for every event we read (`hotline channels webhook smsgate`). Each has a
+        fixed id, so running it again replaces the registrations instead of adding more."""
+        for event in WEBHOOK_EVENTS:
+            request(self.http, "POST", f"{self.url}/webhooks", what=f"SMS gateway webhook {event}",
+                    secret=self.auth[1], auth=self.auth, timeout=self.timeout,
+                    json={"id": "hotline-" + event.replace(":", "-"), "url": url, "event": event})
+        return f"the SMS gateway now posts {', '.join(WEBHOOK_EVENTS)} to {url}"
+
+
+WEBHOOK_EVENTS = ("sms:received", "sms:sent", "sms:delivered", "sms:failed", "system:ping")
+
 
 def message_id(key: str) -> str:
     """Our id of one outbound SMS on the gateway: stable across retries, unique per message."""

@@ -26,9 +26,11 @@ def register(cli: click.Group) -> None:
             ready = "" if name in channels.ADAPTERS else " (no adapter in this version)"
             click.echo(f"{name:<10} {state} {hint}{ready}")
 
-    @channels_group.command("webhook", help="Register PUBLIC_BASE_URL/channels/telegram with Telegram (setWebhook "
-                                            "with TELEGRAM_WEBHOOK_SECRET as its secret_token).")
-    @click.argument("channel", type=click.Choice(["telegram"]))
+    @channels_group.command("webhook", help="Register PUBLIC_BASE_URL/channels/<channel> with the platform: Telegram "
+                                            "(setWebhook with TELEGRAM_WEBHOOK_SECRET as its secret_token), LINE "
+                                            "(the channel's webhook URL, then LINE's own test request), the SMS "
+                                            "gateway (one webhook per event it reports).")
+    @click.argument("channel", type=click.Choice(["telegram", "line", "smsgate"]))
     def webhook(channel: str) -> None:
         from hotline import channels
         from hotline.cli import friendly_errors, settings_or_exit
@@ -37,12 +39,14 @@ def register(cli: click.Group) -> None:
         s = settings_or_exit()
         adapter = channels.adapter(s, channel)
         if adapter is None:
-            raise click.ClickException(f"the {channel} channel is off: set TELEGRAM_BOT_TOKEN and "
-                                       "TELEGRAM_WEBHOOK_SECRET first")
+            from hotline.settings import CHANNEL_SETTINGS
+
+            raise click.ClickException(f"the {channel} channel is off: set "
+                                       f"{', '.join(CHANNEL_SETTINGS[channel].required)} first")
         url = f"{s.public_base_url}/channels/{channel}"
         with friendly_errors():
             try:
-                adapter.set_webhook(url)  # type: ignore[attr-defined]
+                said = adapter.set_webhook(url)  # type: ignore[attr-defined]
             except SendError as exc:
                 raise click.ClickException(str(exc)) from None
-        click.echo(f"Telegram now posts updates to {url}, with the secret token")
+        click.echo(said or f"Telegram now posts updates to {url}, with the secret token")

@@ -69,6 +69,8 @@ class FakeLine:
     contents: dict[str, Content] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
     delay: float = 0.0
+    webhook_endpoint: str = ""
+    webhook_probe: Any = None  # endpoint -> HTTP status of LINE's test request (None: 200)
     _tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (user, expires)
     _retry_keys: dict[str, str] = field(default_factory=dict)  # key -> accepted request id
     _failures: list[Failure] = field(default_factory=list)
@@ -119,6 +121,7 @@ class FakeLine:
             self._retry_keys.clear()
             self._failures.clear()
             self.delay = 0.0
+            self.webhook_endpoint, self.webhook_probe = "", None
 
     # -- webhooks LINE would post ---------------------------------------------------------------
     def sign(self, body: bytes) -> str:
@@ -233,6 +236,23 @@ class FakeLine:
                 with self._lock:
                     self._retry_keys[key] = resp.headers["x-line-request-id"]
             return resp
+
+        @app.put("/v2/bot/channel/webhook/endpoint")
+        def set_endpoint() -> Response:
+            endpoint = str((request.get_json(silent=True) or {}).get("endpoint") or "")
+            if not endpoint.startswith("https://") or len(endpoint) > 500:
+                return _error(400, "Invalid webhook endpoint URL")
+            self.webhook_endpoint = endpoint
+            return jsonify()
+
+        @app.post("/v2/bot/channel/webhook/test")
+        def test_endpoint() -> Response:
+            """LINE posts a signed request with no events to the endpoint and reports the answer;
+            `webhook_probe` stands in for that request (tests make it post to their app)."""
+            endpoint = str((request.get_json(silent=True) or {}).get("endpoint") or self.webhook_endpoint or "")
+            status = self.webhook_probe(endpoint) if self.webhook_probe else 200
+            return jsonify(success=status == 200, timestamp="2026-12-02T00:00:00Z", statusCode=status,
+                           reason="OK" if status == 200 else "ERROR", detail=str(status))
 
         return app
 

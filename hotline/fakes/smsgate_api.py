@@ -53,6 +53,7 @@ class FakeSmsGate:
     device_number: str = "+66812345678"  # the Thai SIM in the phone
     messages: list[dict[str, Any]] = field(default_factory=list)  # what the API accepted
     requests: list[tuple[str, str]] = field(default_factory=list)
+    webhooks: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> {"id", "url", "event"}
     delay: float = 0.0
     _failures: list[Failure] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -75,6 +76,7 @@ class FakeSmsGate:
             self.messages.clear()
             self.requests.clear()
             self._failures.clear()
+            self.webhooks.clear()
             self.delay = 0.0
 
     # -- webhooks the phone would post --------------------------------------------------------
@@ -143,9 +145,20 @@ class FakeSmsGate:
             return None
 
         for prefix in ("", "/3rdparty/v1"):
+            app.add_url_rule(f"{prefix}/webhooks", f"webhooks{prefix}", self._register, methods=["POST"])
             app.add_url_rule(f"{prefix}/messages", f"send{prefix}", self._send, methods=["POST"])
             app.add_url_rule(f"{prefix}/messages/<mid>", f"state{prefix}", self._state, methods=["GET"])
         return app
+
+    def _register(self) -> tuple[Response, int]:
+        """A webhook registration; the same id again replaces it, as in the app."""
+        body = request.get_json(silent=True) or {}
+        if not str(body.get("url") or "").startswith(("https://", "http://127.0.0.1")) or not body.get("event"):
+            return _error(400, "BadRequest", "url (https) and event are required"), 400
+        hook = {"id": str(body.get("id") or _id()), "url": body["url"], "event": body["event"]}
+        with self._lock:
+            self.webhooks[hook["id"]] = hook
+        return jsonify(hook), 201
 
     def _send(self) -> tuple[Response, int]:
         with self._lock:
