@@ -99,14 +99,14 @@ def parse_event(body: bytes) -> GateEvent:
         return GateEvent(Kind.IGNORED, None, None, detail="malformed")
     payload: dict[str, Any] = data["payload"] if isinstance(data.get("payload"), dict) else {}
     base: dict[str, Any] = {"event_id": _str(data.get("id"), 64), "device_id": _str(data.get("deviceId"), 64),
-            "message_id": _str(payload.get("messageId"), 64)}
+                            "message_id": _str(payload.get("messageId"), 64)}
     kind = _KINDS.get(str(data.get("event")))
     if kind is None:
         return GateEvent(Kind.IGNORED, **base, detail=str(data.get("event"))[:40])
     if kind is Kind.PING:
         return GateEvent(kind, **base)
     if kind is Kind.RECEIVED:
-        # "sender" since app 1.4x; "phoneNumber" before (and still sent, deprecated).
+        # "sender" in current versions of the app; "phoneNumber" in older ones (still sent, deprecated).
         raw = _str(payload.get("sender"), 40) or _str(payload.get("phoneNumber"), 40) or ""
         phone = to_e164(raw, "TH") if any(c.isdigit() for c in raw) and not _has_letters(raw) else None
         text = payload.get("message")
