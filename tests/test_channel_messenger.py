@@ -247,7 +247,7 @@ def test_staff_reply_from_the_case_page_on_messenger_inside_the_window_is_a_resp
     make_staff(db)
     login(client)
     page = client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
-    assert "Reply on Messenger" in page and "messenger" in page
+    assert "Reply on Messenger" in page and "(Messenger)" in page and "source_messenger" not in page
     assert post(client, f"/staff/cases/{case.id}/reply", {"body": "We read your message. Are you safe now?"}
                 ).status_code == 302
     run_worker_burst(settings)

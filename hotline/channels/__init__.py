@@ -33,14 +33,19 @@ How a chat adapter plugs in (Telegram, `hotline/channels/telegram.py`, is the wo
        (the platform's de-duplication id: update_id, mid, webhookEventId, the event `id`),
        `sender` = the contact address `address(channel, platform id)` ("line:U4af4…"; a class
        attribute `prefix = "sms"` makes the SMS gateway's "sms:+66812345678"), and `reply_token`
-       where the platform has one (LINE);
+       where the platform has one (LINE), `language` where the platform reports the person's
+       (Telegram's language_code: taken for a new contact when it is km or th);
      - `handshake(args) -> str | None`: the answer to a GET on the route (Messenger's hub.challenge),
        None for 403 (most platforms: `return None`);
      - `send(to: str, reply: ChatReply) -> str | None`: `to` is the platform id (the address without
        the prefix); text, `reply.buttons` as quick replies / a keyboard, `reply.voice` (a converted
        prompt: `.path` to upload, `.url` a signed HTTPS link the platform can fetch, `.duration_ms`)
-       and the platform's rules (Messenger's 24-hour window: `reply.last_inbound_at`, `purpose`).
+       and the platform's rules (Messenger's 24-hour window: `reply.last_inbound_at`, `purpose`
+       "reply" | "staff" | "alert"; `reply.ask_phone`: offer the platform's share-my-number button;
+       LINE: `reply.reply_token` and `reply.received_at` to try the free reply first, then push).
        Returns the platform's message id (stored as `<channel>:<id>`) or None;
+     - optional `staff_window: timedelta`: how long after the person's last message a staff reply
+       from the console may still go (Messenger: 7 days); none means no limit;
      - `download(media: str) -> bytes`: a voice note's audio (stored encrypted like a voicemail).
 3. The route is shared: `hotline/web/channels.py` serves `POST|GET /channels/<channel>` for every
    registered adapter (verify -> 403, parse -> `hotline.services.chat.receive` per message, always a
@@ -48,10 +53,16 @@ How a chat adapter plugs in (Telegram, `hotline/channels/telegram.py`, is the wo
    A gateway whose other events matter (SMS Gateway's `sms:sent`/`sms:failed`) may define
    `status(body) -> list[tuple[str, str, str | None]]` ((message id, "sent"|"delivered"|"failed",
    error)), applied to our outbound rows.
-4. The fake: `hotline/fakes/<name>.py`, a local HTTP server answering like the platform's API (see
-   `hotline/fakes/telegram.py`: records requests, `fail_next(n, status)`, serves media for
-   downloads, `start()`/`stop()`, `.url` for `*_API_BASE_URL`). Tests sign webhooks exactly as the
-   platform does, and prove a wrong signature gets 403 and a replayed event acts once.
+4. The fake: `hotline/fakes/<name>.py`, a local HTTP server answering like the platform's API,
+   built on `hotline.fakes.base.FakeServer` (threaded server on a free port, `requests` seen,
+   `fail_next(n, status, description)`, `start()`/`stop()`, `.url` for `*_API_BASE_URL`; override
+   `routes(app)` and `error(failure)` for the platform's error shape). See `hotline/fakes/telegram.py`
+   and `hotline/fakes/messenger.py`. Tests (tests/test_channel_telegram.py is the pattern: a
+   `settings` fixture that turns the channel on, signed posts, `run_worker_burst`) sign webhooks
+   exactly as the platform does, and prove a wrong signature gets 403 and a replayed event acts once.
+5. The simulator's chat pane: add a builder to `hotline.simclient.chat.BUILDERS` (the signed
+   webhook for a text, a button, a voice note, a sticker) and contacts to `SIM_CONTACTS`; the pane
+   then offers the channel whenever it is on.
 
 Outbound: nothing calls an adapter's `send` but `hotline.services.sendgate.send_channel` (the opt-out
 gate for every channel; its transport registry is filled by `@register`). Replies are written as
