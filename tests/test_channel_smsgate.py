@@ -373,7 +373,7 @@ def test_staff_reply_from_the_case_page_goes_back_through_the_gateway(client, db
     assert case.source == "smsgate"
     make_staff(db)
     login(client)
-    assert "Reply on Smsgate" in client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
+    assert "Reply on text (Thai SIM)" in client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
     assert post(client, f"/staff/cases/{case.id}/reply", {"body": "We read your message. Are you safe now?"}
                 ).status_code == 302
     run_worker_burst(settings)

@@ -165,7 +165,7 @@ def channel_reply(case_id: int):  # type: ignore[no-untyped-def]
                                text=request.form.get("body", ""), via=case.source)
     except chat.ReplyRefused as exc:
         session().rollback()
-        flash(t(exc.key, _lang(), channel=exc.channel.capitalize()), "error")
+        flash(t(exc.key, _lang(), channel=t("source_" + exc.channel, _lang()) if exc.channel else ""), "error")
         return _back(case)
     audit("case.channel_reply", "case", case.id, message_id=msg.id, channel=msg.channel)
     session().commit()
