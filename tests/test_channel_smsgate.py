@@ -249,11 +249,16 @@ def test_status_events_update_the_message_and_a_late_failure_is_recorded(client,
     assert deliver(client, fake.webhook("sms:delivered", {"messageId": "not-ours"})).status_code == 200
 
 
-def test_delivered_report(client, db, settings, fake: FakeSmsGate) -> None:
+def test_delivered_report_and_a_part_that_failed_after_another_was_delivered(client, db, settings,
+                                                                             fake: FakeSmsGate) -> None:
     deliver(client, fake.received(TH, "HELP"))
     run_worker_burst(settings)
-    deliver(client, fake.status(fake.sent_to(TH)[0]["id"], "sms:delivered"))
+    mid = fake.sent_to(TH)[0]["id"]
+    deliver(client, fake.status(mid, "sms:delivered"))
+    deliver(client, fake.status(mid, "sms:delivered"))  # one report per part of a long text
     assert outbound(db)[0].status == MessageStatus.DELIVERED
+    deliver(client, fake.status(mid, "sms:failed", reason="RESULT_ERROR_GENERIC_FAILURE"))
+    assert outbound(db)[0].status == MessageStatus.FAILED  # the person did not get the whole text
 
 
 def test_the_sender_is_the_phone_callers_own_row_language_and_callback(client, db, settings, twilio,

@@ -104,6 +104,7 @@ def _apply_status(name: str, reports: list[tuple[str, str, str | None]]) -> None
     an unknown id is ignored, and a status never moves backwards."""
     if not reports:
         return
+    from hotline.models import MessageStatus
     from hotline.services import legal_aid
     from hotline.services import sms as sms_service
 
@@ -112,6 +113,9 @@ def _apply_status(name: str, reports: list[tuple[str, str, str | None]]) -> None
         for message_id, status, error in reports:
             msg = sms_service.record_status(s, sid=f"{name}:{message_id}"[:64], status=status)
             if msg is not None and status == "failed":
+                # A long text is sent in parts, each reported delivered on its own; a failure of any
+                # part after another's delivery still means the person did not get the whole text.
+                msg.status = MessageStatus.FAILED
                 msg.error_code, msg.error_message = f"{name}_failed"[:16], (error or "failed")[:255]
                 legal_aid.alert_not_delivered(s, resources().settings, msg)
         s.commit()
