@@ -331,3 +331,11 @@ def test_a_new_contact_whose_telegram_is_in_thai_is_answered_in_thai_and_the_cal
     u["message"]["from"]["language_code"] = "en"  # not taken: Khmer speakers' phones are often in English
     post(client, u)
     assert db.scalar(sa.select(Caller.language).where(Caller.phone == f"telegram:{CHAT + 6}")) is None
+
+
+def test_telegrams_start_button_gets_the_welcome_with_the_buttons(client, db, settings, fake_telegram) -> None:
+    text(client, "/start")
+    run_worker_burst(settings)
+    (sent,) = fake_telegram.sent
+    inbound = rows(db, Message, Message.direction == Direction.INBOUND)[0]
+    assert inbound.keyword == "help" and sent["reply_markup"]["keyboard"]

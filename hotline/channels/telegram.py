@@ -80,7 +80,10 @@ class Telegram:
                                       event_id=str(update_id))
         caption: str = msg["caption"] if isinstance(msg.get("caption"), str) else ""
         if isinstance(msg.get("text"), str):
-            return [InboundMessage(body=msg["text"], kind=TEXT, language=_language(msg), **common)]
+            text = msg["text"]
+            if text.split("@")[0].strip().lower() in ("/start", "/help"):
+                text = "HELP"  # Telegram's Start button opens every chat: the welcome and the buttons, not opt-in
+            return [InboundMessage(body=text, kind=TEXT, language=_language(msg), **common)]
         contact = msg.get("contact")
         if isinstance(contact, dict) and isinstance(contact.get("phone_number"), str):
             number = contact["phone_number"].strip()
