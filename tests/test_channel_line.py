@@ -427,6 +427,8 @@ def test_a_new_friend_gets_the_welcome_with_buttons(client, db, settings, fake: 
     run_worker_burst(settings)
     [msg] = fake.delivered_to(USER)
     assert msg["type"] == "text" and len(msg["quickReply"]["items"]) == 9
+    [inbound] = rows(db, Message, Message.direction == Direction.INBOUND)
+    assert inbound.keyword == "help"  # the welcome, not "sorry, I did not understand"
 
 
 def test_stop_holds_for_pushes_of_staff_and_alerts(client, db, settings, fake: FakeLine) -> None:

@@ -171,13 +171,15 @@ _KINDS = {Kind.TEXT: TEXT, Kind.POSTBACK: BUTTON, Kind.AUDIO: VOICE, Kind.UNSUPP
 
 def to_inbound(ev: LineEvent) -> InboundMessage | None:
     """The message the chat service acts on, or None for an event that needs nothing (ignored,
-    unfollow). A new friend (follow) is read as an empty text: the engine's welcome and buttons."""
+    unfollow). A new friend (follow) is read as HELP: the welcome with the topics and the buttons
+    (as Telegram's /start and Messenger's Get Started)."""
     kind = _KINDS.get(ev.kind)
     if kind is None or ev.event_id is None or ev.user_id is None:
         return None
     duration = round(ev.duration_ms / 1000) if ev.duration_ms is not None else None
     return InboundMessage(channel=LineAdapter.channel, provider=LineAdapter.provider, sid=None,
-                          sender=address(LineAdapter.channel, ev.user_id), body=ev.text, kind=kind,
+                          sender=address(LineAdapter.channel, ev.user_id),
+                          body="HELP" if ev.kind is Kind.FOLLOW else ev.text, kind=kind,
                           event_id=ev.event_id, media=ev.message_id if kind == VOICE else None,
                           duration_s=duration, reply_token=ev.reply_token)
 
