@@ -61,9 +61,18 @@ def _guard() -> Any:
     refused = console_session()
     if refused is not None:
         return refused
-    if not me().has_role(Role.ADMIN):
+    if not me().has_role(Role.ADMIN, Role.CONTENT):
         abort(403)
     return None
+
+
+def _may_draft() -> bool:
+    """The draft toggle: content staff and admins (anyone where the simulator is open, i.e. embedded)."""
+    if _settings().simulator_mode == "open":
+        return True
+    from flask_login import current_user
+
+    return bool(current_user.is_authenticated and current_user.has_role(Role.ADMIN, Role.CONTENT))
 
 
 def _caller_number(data: dict[str, Any]) -> str:
@@ -80,9 +89,21 @@ def client() -> PhoneClient:
     # In-process through the WSGI app rather than HTTP to PUBLIC_BASE_URL: the routes, middleware and
     # signature check are the same, but a single-threaded server cannot deadlock on its own request,
     # and a public URL behind a tunnel or proxy (where Twilio reaches us) need not route back here.
-    poster = WsgiPoster(current_app.test_client(), s.public_base_url, s.twilio_auth_token)
+    test_client = current_app.test_client()
+    prompts = load_prompts()
+    if request.args.get("draft") == "1" and _may_draft():
+        from hotline.web.content_live import DRAFT_ENVIRON, live
+
+        # Our own in-process requests only: no HTTP request can carry this environ key.
+        test_client.environ_base[DRAFT_ENVIRON] = "1"
+        prompts.texts.update(live().draft(session()).script.texts_by_audio())
+    else:
+        from hotline.web.content_live import snapshot
+
+        prompts.texts.update(snapshot().script.texts_by_audio())
+    poster = WsgiPoster(test_client, s.public_base_url, s.twilio_auth_token)
     return PhoneClient(poster, account_sid=s.twilio_account_sid, hotline_number=s.hotline_number,
-                       prompts=load_prompts())
+                       prompts=prompts)
 
 
 def store() -> RecordingStore:
@@ -124,6 +145,7 @@ def _json() -> dict[str, Any]:
 def page() -> str:
     s = _settings()
     return render_template("simulator/index.html", numbers=SIM_NUMBERS, languages=LANGUAGES,
+                           may_draft=_may_draft(), draft=request.args.get("draft") == "1",
                            hotline_number=s.hotline_number, missed_call_numbers=sorted(s.missed_call_numbers),
                            chat_channels=_chat_channels(), sim_contacts=sim_chat.SIM_CONTACTS,
                            voice_notes=sim_chat.VOICE_NOTES)

@@ -12,7 +12,8 @@
   async function api(path, body, isForm) {
     const headers = {"X-CSRFToken": csrf};
     if (!isForm) headers["Content-Type"] = "application/json";
-    const resp = await fetch(base + "/api" + path, {method: "POST", headers, credentials: "same-origin",
+    const draft = $("draft") && $("draft").checked ? "?draft=1" : "";  // content staff: play the unpublished draft
+    const resp = await fetch(base + "/api" + path + draft, {method: "POST", headers, credentials: "same-origin",
       body: isForm ? body : JSON.stringify(body || {})});
     if (!resp.ok) throw new Error((await resp.text()) || resp.statusText);
     return resp.json();

@@ -139,9 +139,18 @@ def _guard() -> WerkzeugResponse | None:
             if request.endpoint == "staff.queue":
                 return redirect(url_for("staff.reports"))
             abort(403)
+        if current_user.role == Role.CONTENT and not _content_role_may(request.endpoint):
+            if request.endpoint == "staff.queue":
+                return redirect(url_for("staff.content_home"))
+            abort(403)
     if current_app.config.get("WTF_CSRF_ENABLED", True) and not _twilio_view():
         csrf.protect()
     return None
+
+
+def _content_role_may(endpoint: str) -> bool:
+    """A `content` account opens the content studio (every staff.content* page) and nothing of cases."""
+    return endpoint.startswith("staff.content") or endpoint in BEFORE_PASSWORD_CHANGE or endpoint in PUBLIC_ENDPOINTS
 
 
 def console_session() -> WerkzeugResponse | None:
