@@ -1,7 +1,7 @@
 """chat channels: channel addresses, event de-duplication, contact links
 
 Revision ID: 0006_h18_chat
-Revises: 0002_h15_detect
+Revises: 0006_h17_finish
 Create Date: 2026-12-02 01:40:00
 
 A chat contact is a caller whose `phone` is its channel address (`messenger:PSID`, `line:U…`, up to
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0006_h18_chat'
-down_revision = '0002_h15_detect'
+down_revision = '0006_h17_finish'  # chained after main's head when main was merged in
 branch_labels = None
 depends_on = None
 
