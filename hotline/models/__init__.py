@@ -108,12 +108,12 @@ class Caller(Base):
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # A chat contact who gave a phone number (a callback request): the caller of that number.
-    linked_caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"))
     # The voice menu asks once, after a message, which province the caller is from (skippable):
     # `province_asked_at` is set when asked (answered or not), `province` holds the answer's code.
     province: Mapped[str | None] = mapped_column(sa.String(2))
     province_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A chat contact who gave a phone number (a callback request): the caller of that number.
+    linked_caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"))
 
 
 class Call(Base):
@@ -402,19 +402,6 @@ class OutboxJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
 
 
-class ChannelEvent(Base):
-    """A chat platform's event id, once: a redelivered or racing duplicate fails the unique key and
-    is acted on no more (hotline.services.chat). Kept as long as the messages it made."""
-
-    __tablename__ = "channel_events"
-    __table_args__ = (sa.UniqueConstraint("channel", "event_id"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(sa.String(16))
-    event_id: Mapped[str] = mapped_column(sa.String(96))
-    kind: Mapped[str] = mapped_column(sa.String(16))  # text | button | voice | unsupported
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now(), index=True)
-
-
 # -- content studio (hotline.services.content) -------------------------------------------------------
 
 class ContentStatus(enum.StrEnum):
@@ -613,3 +600,16 @@ class ReportCallerCount(Base):
     week_first: Mapped[int] = mapped_column(sa.Integer)
     month_callers: Mapped[int] = mapped_column(sa.Integer)
     month_first: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ChannelEvent(Base):
+    """A chat platform's event id, once: a redelivered or racing duplicate fails the unique key and
+    is acted on no more (hotline.services.chat). Kept as long as the messages it made."""
+
+    __tablename__ = "channel_events"
+    __table_args__ = (sa.UniqueConstraint("channel", "event_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    event_id: Mapped[str] = mapped_column(sa.String(96))
+    kind: Mapped[str] = mapped_column(sa.String(16))  # text | button | voice | unsupported
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now(), index=True)

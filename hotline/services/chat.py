@@ -362,6 +362,34 @@ def staff_reply(session: Session, settings: Any, *, case_id: int, caller: Caller
                          channel=name)
 
 
+def conversation(session: Session, settings: Any, address: str, limit: int = 40) -> tuple[list[dict[str, Any]],
+                                                                                        tuple[Button, ...]]:
+    """A chat contact's last messages, oldest first, as the simulator shows them: direction, text,
+    status, and for a topic reply the URL of its voice recording; and the buttons under the last
+    reply (in its language)."""
+    from hotline.channels import media
+
+    rows = session.scalars(sa.select(Message).where(Message.peer == address).order_by(Message.id.desc())
+                           .limit(limit)).all()
+    ids = {m.id for m in rows if m.direction == Direction.OUTBOUND}
+    voices: dict[int, Any] = {}
+    for job in session.scalars(sa.select(OutboxJob).where(OutboxJob.kind == SEND_JOB)
+                               .order_by(OutboxJob.id.desc()).limit(5 * limit)):
+        if job.payload.get("message_id") in ids and job.payload.get("voice"):
+            voices[job.payload["message_id"]] = job.payload["voice"]
+    transport = sendgate.channel_transport(settings, address)
+    fmt = getattr(transport, "voice_format", "mp3")
+    out: list[dict[str, Any]] = []
+    for m in reversed(rows):
+        spec = voices.get(m.id)
+        voice = media.prompt_voice(settings, spec["language"], spec["parts"], fmt) if spec else None
+        out.append({"id": m.id, "direction": str(m.direction), "body": m.body or "", "status": str(m.status),
+                    "keyword": m.keyword, "voice": voice.url if voice else None})
+    last = next((m for m in rows if m.direction == Direction.OUTBOUND), None)
+    lang = str(last.language) if last is not None and last.language else "km"
+    return out, (load_texts().buttons.get(lang, ()) if last is not None else ())
+
+
 EVENTS_KEPT = timedelta(days=30)  # platforms redeliver for hours, not weeks; Message.sid stays unique after
 _last_forget: list[float] = [0.0]
 

@@ -9,15 +9,17 @@ import importlib
 import logging
 import pkgutil
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Request, current_app, g, request
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.routing import IntegerConverter
 
 from hotline.phones import mask
 from hotline.resources import Resources, resources_of
+
+if TYPE_CHECKING:  # only the type: web modules reach the database through hotline.services
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("hotline.request")
 

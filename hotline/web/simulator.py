@@ -19,11 +19,11 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
 
-from hotline.models import Call, Direction, Message, Role
+from hotline.models import Role
 from hotline.phones import mask
+from hotline.services.sent import recent_outbound
 from hotline.settings import Settings
 from hotline.simclient import CallError, CallState, PhoneClient, Step, WsgiPoster, load_prompts, sms_parts
 from hotline.simclient import chat as sim_chat
@@ -225,14 +225,7 @@ def _show(number: str | None) -> str:
 @bp.get("/api/outbox")
 def outbox() -> Response:
     """What the hotline sent out through the transport, newest first: SMS and the calls it placed."""
-    s = session()
-    # Replies to a text travel back in the webhook's TwiML (the texting pane shows them), not through
-    # the transport; this pane is for what the hotline sends on its own.
-    messages = s.scalars(sa.select(Message).where(Message.direction == Direction.OUTBOUND,
-                                                  sa.or_(Message.purpose.is_(None), Message.purpose != "reply"))
-                         .order_by(Message.id.desc()).limit(50)).all()
-    calls = s.scalars(sa.select(Call).where(Call.direction == Direction.OUTBOUND)
-                      .order_by(Call.id.desc()).limit(50)).all()
+    messages, calls = recent_outbound(session())
     return jsonify(
         messages=[{"id": m.id, "to": _show(m.peer), "body": m.body or "", "status": str(m.status),
                    "provider": m.provider, "purpose": m.purpose, "parts": m.segments or sms_parts(m.body or ""),
@@ -324,36 +317,15 @@ def chat_thread(channel: str, contact: str) -> Response:
     """The conversation as stored: what the contact sent and what the hotline answered (with its
     status, its voice recording, and the buttons under the last reply)."""
     from hotline import channels
-    from hotline.channels import media
-    from hotline.models import OutboxJob
     from hotline.services import chat
 
     _chat_contact(channel, contact)
-    settings, s = _settings(), session()
-    address = channels.address(channel, contact)
-    rows = s.scalars(sa.select(Message).where(Message.peer == address).order_by(Message.id.desc()).limit(40)).all()
-    ids = {m.id for m in rows if m.direction == Direction.OUTBOUND}
-    voices: dict[int, Any] = {}
-    for job in s.scalars(sa.select(OutboxJob).where(OutboxJob.kind == chat.SEND_JOB)
-                         .order_by(OutboxJob.id.desc()).limit(200)):
-        if job.payload.get("message_id") in ids and job.payload.get("voice"):
-            voices[job.payload["message_id"]] = job.payload["voice"]
-    adapter = channels.adapter(settings, channel)
-    fmt = getattr(adapter, "voice_format", "mp3")
-    out = []
-    for m in reversed(rows):
-        item = {"id": m.id, "direction": str(m.direction), "body": m.body or "", "status": str(m.status),
-                "keyword": m.keyword, "voice": None}
-        spec = voices.get(m.id)
-        if spec:
-            voice = media.prompt_voice(settings, spec["language"], spec["parts"], fmt)
-            item["voice"] = voice.url.removeprefix(settings.public_base_url) if voice else None
-        out.append(item)
-    last = next((m for m in reversed(out) if m["direction"] == "outbound"), None)
-    lang = next((str(m.language) for m in rows if m.direction == Direction.OUTBOUND and m.language), "km")
-    under = chat.load_texts().buttons.get(lang, ()) if last else ()
-    buttons = [{"label": b.label, "payload": b.payload} for b in under]
-    return jsonify(messages=out, buttons=buttons)
+    settings = _settings()
+    messages, buttons = chat.conversation(session(), settings, channels.address(channel, contact))
+    for m in messages:  # the browser loads audio from the origin it is on
+        if m["voice"]:
+            m["voice"] = m["voice"].removeprefix(settings.public_base_url)
+    return jsonify(messages=messages, buttons=[{"label": b.label, "payload": b.payload} for b in buttons])
 
 
 @bp.get("/chat-media/<name>")

@@ -27,7 +27,7 @@ from hotline.services.takes import MAX_UPLOAD_BYTES, put_take
 from hotline.web import UPLOAD_LIMITS, session
 from hotline.web.staff.base import _lang, audit, client_ip, me, staff_required
 from hotline.web.staff.base import bp as staff_bp
-from hotline.web.staff.i18n import EN, KM, t
+from hotline.web.staff.i18n import EN, t
 
 ROLES = (Role.ADMIN, Role.CONTENT)
 LANGUAGE_NAMES = {"km": "ខ្មែរ (Khmer)", "th": "ไทย (Thai)", "en": "English"}
@@ -92,64 +92,7 @@ RECORD_EN = {
     "rec_take_refused": "refused",
     "rec_take_failed": "not received",
 }
-RECORD_KM = {
-    "rec_title": "ថតសារលេខ {n}៖ {prompt} ({language})",
-    "rec_back": "ត្រឡប់ទៅតារាងខ្លឹមសារ",
-    "rec_say": "អ្វីដែលត្រូវនិយាយ",
-    "rec_no_text": "សារនេះមិនទាន់មានពាក្យជាភាសានេះទេ៖ សូមសរសេរពាក្យជាមុនសិន។",
-    "rec_now": "អ្វីដែលកំពុងចាក់ឥឡូវ",
-    "rec_now_take": "ការថតនៅក្នុងសេចក្តីព្រាង ({seconds} វិនាទី, {review})។",
-    "rec_now_placeholder": "សំឡេងជំនួស៖ មិនទាន់មាននរណាថតសារនេះជាភាសានេះទេ។",
-    "rec_now_nothing": "គ្មាន៖ សារនេះមិនមានសំឡេងជាភាសានេះទេ។",
-    "rec_browser": "ថតក្នុងកម្មវិធីរុករក",
-    "rec_level": "កម្រិតសំឡេងមីក្រូហ្វូន",
-    "rec_start": "ចាប់ផ្តើមថត",
-    "rec_stop": "ឈប់",
-    "rec_listen": "ស្តាប់ការថតរបស់អ្នក រួចរក្សាទុក ឬថតម្តងទៀត។",
-    "rec_keep": "រក្សាការថតនេះ",
-    "rec_redo": "ថតម្តងទៀត",
-    "rec_no_mic": "កម្មវិធីរុករកនេះមិនអាចថតនៅទីនេះបានទេ៖ សូមផ្ទុកឯកសារឡើងវិញ។",
-    "rec_upload": "ផ្ទុកឯកសារឡើង",
-    "rec_file": "ការថត (ទម្រង់សំឡេងណាមួយ៖ m4a, mp3, wav, ogg ... យូរបំផុត {max})",
-    "rec_upload_button": "ផ្ទុកឡើង",
-    "rec_choose_file": "សូមជ្រើសរើសការថតជាមុនសិន។",
-    "rec_refused": "មិនបានរក្សាទុក៖ {reason}",
-    "rec_too_large": "មិនបានរក្សាទុក៖ ឯកសារធំជាង {mb} MB។ សូមផ្ញើជា m4a ឬ mp3។",
-    "rec_kept": "បានរក្សាទុក៖ {seconds} វិនាទី ឥឡូវនៅក្នុងសេចក្តីព្រាង ហើយត្រូវការពិនិត្យ ({lufs} LUFS មុន, {target} ក្រោយ)។",
-    "rec_how": "ការថតត្រូវបានកាត់ឱ្យនៅត្រឹមសំដី កែកម្រិតសំឡេងសម្រាប់ទូរស័ព្ទ និងពិនិត្យ៖ ភាពស្ងាត់ "
-               "សំឡេងខូច (ខ្លាំងពេក) និងការថតលើសពី {max} ត្រូវបានបដិសេធ ដោយប្រាប់មូលហេតុ។",
-    "rec_phone": "ថតតាមទូរស័ព្ទ",
-    "rec_phone_help": "សូមហៅទៅខ្សែខ្លឹមសារពីលេខទូរស័ព្ទក្នុងគណនីរបស់អ្នក ហើយវាយលេខ PIN របស់អ្នក។ សារនេះជាលេខ {n}។",
-    "rec_pin": "លេខ PIN ទូរស័ព្ទ (៦ ដល់ ៨ ខ្ទង់)",
-    "rec_pin_confirm": "លេខ PIN ម្តងទៀត",
-    "rec_pin_password": "ពាក្យសម្ងាត់ប្រព័ន្ធរបស់អ្នក",
-    "rec_pin_set": "កំណត់ PIN",
-    "rec_pin_saved": "លេខ PIN ទូរស័ព្ទរបស់អ្នកត្រូវបានកំណត់។",
-    "rec_pin_differ": "លេខ PIN ទាំងពីរមិនដូចគ្នាទេ។",
-    "rec_pin_no_phone": "គណនីរបស់អ្នកមិនមានលេខទូរស័ព្ទទេ៖ សូមឱ្យអ្នកគ្រប់គ្រងបន្ថែមវាជាមុនសិន។",
-    "rec_pin_has": "អ្នកមាន PIN រួចហើយ។ ការកំណត់ថ្មីនឹងជំនួសវា។",
-    "rec_mic_blocked": "មីក្រូហ្វូនត្រូវបានបិទ៖ សូមអនុញ្ញាតវានៅក្នុងកម្មវិធីរុករក ឬផ្ទុកឯកសារឡើង។",
-    "rec_mic_none": "មិនអាចបើកមីក្រូហ្វូនបានទេ៖ សូមផ្ទុកឯកសារឡើងជំនួសវិញ។",
-    "rec_take_loud": "ការថតនេះខ្លាំងពេក៖ សូមស្តាប់ ហើយថតម្តងទៀតឱ្យឆ្ងាយពីមីក្រូហ្វូន ប្រសិនបើវាស្តាប់ទៅខូច។",
-    "rec_take_quiet": "ការថតនេះស្ងាត់ណាស់៖ សូមពិនិត្យមីក្រូហ្វូន ឬនៅឱ្យជិតជាងនេះ។",
-    "rec_saving": "កំពុងពិនិត្យ និងរក្សាទុក ...",
-    "rec_script": "អត្ថបទជាភាសា{language} មានលេខតាមខ្សែខ្លឹមសារ",
-    "rec_script_link": "បោះពុម្ពអត្ថបទដែលមានលេខ",
-    "rec_number": "លេខ",
-    "rec_prompt": "សារ",
-    "rec_words": "ពាក្យ",
-    "rec_state": "ការថត",
-    "rec_recorded": "បានថត",
-    "rec_to_record": "ត្រូវថត",
-    "rec_phone_takes": "បានថតតាមទូរស័ព្ទ",
-    "rec_take_recorded": "មិនបានរក្សាទុក",
-    "rec_take_kept": "បានរក្សាទុក កំពុងពិនិត្យ",
-    "rec_take_stored": "នៅក្នុងសេចក្តីព្រាង",
-    "rec_take_refused": "ត្រូវបានបដិសេធ",
-    "rec_take_failed": "មិនបានទទួល",
-}
 EN.update(RECORD_EN)
-KM.update(RECORD_KM)
 
 
 def _clock(seconds: int) -> str:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0006_h18_chat'
-down_revision = '0006_h17_finish'  # chained after main's h16/h17 migrations (the lead may re-chain)
+down_revision = '0006_h17_finish'  # chained after main's head when main was merged in
 branch_labels = None
 depends_on = None
 
