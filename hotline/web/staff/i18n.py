@@ -90,6 +90,10 @@ EN: dict[str, str] = {
     "source_staff": "staff",
     "source_ivr": "call",
     "source_missed_call": "missed call",
+    "source_telegram": "Telegram",
+    "source_messenger": "Messenger",
+    "source_line": "LINE",
+    "source_smsgate": "text (Thai SIM)",
     "language": "Language",
     "caller": "Caller",
     "opted_out_sms": "opted out of SMS (texted STOP): no texts are sent; calls are still allowed",
@@ -253,6 +257,18 @@ EN: dict[str, str] = {
     "totp_on": "Two-factor login is on. To turn it off, enter your password.",
     "totp_disable": "Turn off two-factor login",
     "totp_bad_code": "That code is not right. Check the time on your phone and try the newest code.",
+    # Chat channels (#18): staff reply on the contact's own channel.
+    "channel": "Channel",
+    "reply_on_channel": "Reply on {channel}",
+    "reply_send": "Send reply",
+    "reply_help": ("Sent to this person on {channel}, where they wrote to us. Do not write anything that "
+                   "would be unsafe if someone else reads their phone."),
+    "reply_queued": "Reply queued; its status shows in the texts above.",
+    "reply_empty": "Write a reply first.",
+    "reply_too_long": "The reply is too long (at most 1000 characters).",
+    "reply_no_channel": "This person did not write on a chat channel that is on: no reply can be sent here.",
+    "reply_window": "{channel} allows no reply this long after the person's last message.",
+    "reply_opted_out": "This person asked for no more messages (STOP).",
 }
 
 # --- reports (/staff/reports, `hotline report`) --------------------------------------------------
@@ -361,6 +377,8 @@ REPORT_EN: dict[str, str] = {
 
 EN.update(REPORT_EN)
 
+
+# --- content studio (/staff/content); Khmer drafts need the same review as above ------------------------
 CONTENT_EN: dict[str, str] = {
     "role_content": "content",
     "content": "Content",
