@@ -113,6 +113,14 @@ def start_call(session: Session, call_sid: str) -> ContentCall:
     return call
 
 
+def pending_call(session: Session, call_id: int, call_sid: str) -> ContentCall | None:
+    """The content call `call_id` if it is this CallSid's and its PIN is not yet proved (else None)."""
+    call = session.get(ContentCall, call_id)
+    if call is None or call.call_sid != call_sid or call.staff_id is not None:
+        return None
+    return call
+
+
 def login(session: Session, call: ContentCall, from_: str, pin: str, now: datetime) -> StaffUser | None:
     """Check the PIN typed on `call` from `from_`; commits the attempt count before checking.
 

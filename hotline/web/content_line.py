@@ -111,8 +111,8 @@ def incoming() -> Response:
 def pin() -> Response:
     s, form = session(), request.form
     cid = request.args.get("c", "")
-    call = s.get(ContentCall, int(cid)) if cid.isdigit() and len(cid) < 10 else None
-    if call is None or call.call_sid != form.get("CallSid", "") or call.staff_id is not None:
+    call = service.pending_call(s, int(cid), form.get("CallSid", "")) if cid.isdigit() and len(cid) < 10 else None
+    if call is None:
         return _goodbye()
     if call.pin_tries >= service.TRIES_PER_CALL:
         return _goodbye()
