@@ -60,6 +60,8 @@ class Settings:
     recording_key: str = ""
     hotline_number: str = "+85523000000"  # caller ID and SMS sender for what we send
     missed_call_numbers: frozenset[str] = frozenset()
+    # The content line (staff record prompts by phone): its own Twilio number, never the hotline's.
+    content_line_number: str | None = None
     oncall: tuple[OnCall, ...] = ()
     timezone: str = "Asia/Phnom_Penh"
     simulator: str = "open"  # off | staff (admins, reserved numbers) | open (embedded, no REST only)
@@ -74,6 +76,8 @@ class Settings:
     # Delete Twilio's copy of a voicemail once it is stored (encrypted) in recordings_dir.
     recordings_delete_remote: bool = False
     recordings_dir: Path | None = None  # None: <instance>/recordings
+    content_dir: Path | None = None  # the content studio's recordings (by sha256); None: <instance>/content
+    content_check_seconds: int = 2  # how often a process asks which content version is published
     # Recordings, bodies, numbers and closed cases' notes older than this many days are purged; None: never.
     retention_days: int | None = 365
     # Reports show counts from 1 to report_min_cell - 1 as "<N" (small-cell suppression).
@@ -110,6 +114,10 @@ class Settings:
     @property
     def recordings_path(self) -> Path:
         return self.recordings_dir or (self.instance_path / "recordings")
+
+    @property
+    def content_path(self) -> Path:
+        return self.content_dir or (self.instance_path / "content")
 
     @property
     def calling_window(self) -> tuple[time, time]:
@@ -329,7 +337,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     hotline_number = _read(env, "HOTLINE_NUMBER") or "+85523000000"
     missed = frozenset(n.strip() for n in (_read(env, "HOTLINE_MISSED_CALL_NUMBERS") or "").split(",") if n.strip())
-    for n in [hotline_number, *missed]:
+    content_line = _read(env, "CONTENT_LINE_NUMBER") or None
+    if content_line and (content_line == hotline_number or content_line in missed):
+        errors.append("CONTENT_LINE_NUMBER must be a number of its own, not the hotline's or a missed-call number")
+    for n in [hotline_number, *missed, *([content_line] if content_line else [])]:
         if not n.startswith("+") or not n[1:].isdigit():
             errors.append(f"{n!r} (HOTLINE_NUMBER / HOTLINE_MISSED_CALL_NUMBERS) must be E.164, like +85523000000")
 
@@ -369,6 +380,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     retry_minutes = _int(env, "CALLBACK_RETRY_MINUTES", 60, 1, errors)
     delete_remote = _bool(env, "RECORDINGS_DELETE_REMOTE", False, errors)
     recordings_dir = _read(env, "RECORDINGS_DIR")
+    content_dir = _read(env, "CONTENT_DIR")
+    content_check = _int(env, "CONTENT_CHECK_SECONDS", 2, 1, errors)
     retention_days = _int(env, "RETENTION_DAYS", 365, 0, errors) or None  # 0: keep everything
     report_min_cell = _int(env, "REPORT_MIN_CELL", 5, 1, errors)
     worker_tick = _int(env, "WORKER_TICK_SECONDS", 15, 1, errors)
@@ -392,6 +405,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recording_key=recording_key,
         hotline_number=hotline_number,
         missed_call_numbers=missed,
+        content_line_number=content_line,
         oncall=oncall,
         timezone=tz,
         simulator=simulator,
@@ -402,6 +416,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         callback_retry_minutes=retry_minutes,
         recordings_delete_remote=delete_remote,
         recordings_dir=Path(recordings_dir).resolve() if recordings_dir else None,
+        content_dir=Path(content_dir).resolve() if content_dir else None,
+        content_check_seconds=content_check,
         retention_days=retention_days,
         report_min_cell=report_min_cell,
         worker_tick_seconds=worker_tick,

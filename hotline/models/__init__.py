@@ -93,6 +93,7 @@ class Role(enum.StrEnum):
     LAWYER = "lawyer"
     OPERATOR = "operator"
     REPORTS = "reports"  # the reports page only: aggregate counts, never a case or a number
+    CONTENT = "content"  # the content studio (prompts, replies, menus, recordings) only: never a case
 
 
 class Caller(Base):
@@ -398,6 +399,128 @@ class OutboxJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
 
 
+# -- content studio (hotline.services.content) -------------------------------------------------------
+
+class ContentStatus(enum.StrEnum):
+    DRAFT = "draft"  # at most one: where every edit collects until it is published
+    PUBLISHED = "published"  # numbered and immutable; the highest number is what callers hear
+
+
+class ContentReview(enum.StrEnum):
+    DRAFT = "draft"  # being worked on
+    NEEDS_REVIEW = "needs_review"  # ready for a native speaker
+    REVIEWED = "reviewed"  # checked by `reviewed_by`
+
+
+class ContentVersion(Base):
+    """One version of what callers hear and read: the draft, or a published (numbered) version."""
+
+    __tablename__ = "content_versions"
+    __table_args__ = (
+        # One draft at a time: two editors starting one at once get the same one (see content.draft()).
+        sa.Index("uq_content_versions_one_draft", "status", unique=True,
+                 sqlite_where=sa.text("status = 'draft'"), postgresql_where=sa.text("status = 'draft'")),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int | None] = mapped_column(sa.Integer, unique=True)  # None while a draft
+    status: Mapped[ContentStatus] = mapped_column(_enum(ContentStatus), default=ContentStatus.DRAFT)
+    based_on: Mapped[int | None] = mapped_column(sa.Integer)  # the published number a draft was copied from
+    revision: Mapped[int] = mapped_column(sa.Integer, default=1)  # +1 on every draft change (the cache key)
+    note: Mapped[str] = mapped_column(sa.String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    published_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+
+
+class ContentItem(Base):
+    """One piece of a version: a prompt's text in one language, an SMS reply, a menu node, a file.
+
+    `kind` and `key` (and `lang`) say which; `value` is text, or JSON for structured kinds.
+    `revision` is the optimistic lock of the editor: an edit names the revision it started from.
+    """
+
+    __tablename__ = "content_items"
+    __table_args__ = (sa.UniqueConstraint("version_id", "kind", "key", "lang"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(sa.ForeignKey("content_versions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    key: Mapped[str] = mapped_column(sa.String(120))
+    lang: Mapped[str] = mapped_column(sa.String(8), default="")
+    position: Mapped[int] = mapped_column(sa.Integer, default=0)
+    value: Mapped[str] = mapped_column(sa.Text, default="")
+    review: Mapped[ContentReview] = mapped_column(_enum(ContentReview), default=ContentReview.NEEDS_REVIEW)
+    reviewed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    revision: Mapped[int] = mapped_column(sa.Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+
+
+class ContentTake(Base):
+    """A processed recording of one prompt in one language; the file is in the content store by sha256."""
+
+    __tablename__ = "content_takes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[str] = mapped_column(sa.String(120), index=True)
+    audio_name: Mapped[str] = mapped_column(sa.String(120))
+    language: Mapped[str] = mapped_column(sa.String(8))
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    duration_ms: Mapped[int] = mapped_column(sa.Integer)
+    source: Mapped[str] = mapped_column(sa.String(16))  # browser | phone | upload | import
+    review: Mapped[ContentReview] = mapped_column(_enum(ContentReview), default=ContentReview.NEEDS_REVIEW)
+    reviewed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+
+class StaffPin(Base):
+    """A staff member's PIN for the content line (recording prompts by phone): argon2, like passwords.
+
+    Kept apart from the password: a PIN typed on a phone keypad is short, so it has its own lockout
+    (LOCK_AFTER wrong PINs in a row lock the PIN, not the console login).
+    """
+
+    __tablename__ = "staff_pins"
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True)
+    pin_hash: Mapped[str] = mapped_column(sa.String(255))
+    failed: Mapped[int] = mapped_column(sa.Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+
+
+class ContentCall(Base):
+    """One call to the content line: who proved their PIN on it (staff_id stays None until then)."""
+
+    __tablename__ = "content_calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    pin_tries: Mapped[int] = mapped_column(sa.Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PhoneTake(Base):
+    """A prompt recorded on the content line: Twilio's recording, then (kept) our processed copy in the draft.
+
+    recorded -> kept (1 pressed; job queued) -> stored (in the draft) | refused (the pipeline's reason)
+    recorded -> discarded (2 pressed: record again); failed when Twilio never delivered the file.
+    """
+
+    __tablename__ = "phone_takes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_call_id: Mapped[int] = mapped_column(sa.ForeignKey("content_calls.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    lang: Mapped[str] = mapped_column(sa.String(8))
+    prompt_id: Mapped[str] = mapped_column(sa.String(80))
+    recording_sid: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    remote_url: Mapped[str | None] = mapped_column(sa.String(512))
+    duration_s: Mapped[int | None] = mapped_column(sa.Integer)
+    status: Mapped[str] = mapped_column(sa.String(16), default="recorded")
+    reason: Mapped[str | None] = mapped_column(sa.String(300))
+    seconds: Mapped[float | None] = mapped_column(sa.Float)  # after the pipeline
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 # --- daily roll-ups for the reports (hotline.services.rollups): counts only, never a number ------
 
 class ReportRollupState(Base):

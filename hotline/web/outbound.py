@@ -33,7 +33,7 @@ from hotline.settings import Settings
 from hotline.telephony.signature import twilio_signed
 from hotline.telephony.twiml import empty_voice, xml
 from hotline.web import session
-from hotline.web.audio import AUDIO_DIR, audio_url
+from hotline.web.audio import audio_available, audio_url
 
 log = logging.getLogger(__name__)
 bp = Blueprint("outbound", __name__, url_prefix="/twilio/outbound")
@@ -57,7 +57,7 @@ def prompt(verb: VoiceResponse | Gather, lang: str, pid: str) -> None:
     texts = runtime().script.prompts[pid].texts
     lang = lang if lang in texts else "km"
     text = texts[lang]
-    if (AUDIO_DIR / lang / f"{text.audio}.mp3").is_file():
+    if audio_available(lang, text.audio):
         verb.play(audio_url(lang, text.audio))
     elif lang == "th":
         verb.say(text.text, voice="Google.th-TH-Standard-A", language="th-TH")

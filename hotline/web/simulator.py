@@ -17,11 +17,11 @@ import hmac
 import json
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
 
-from hotline.models import Call, Direction, Message, Role
+from hotline.models import Role
 from hotline.phones import mask
+from hotline.services.sent import recent_outbound
 from hotline.settings import Settings
 from hotline.simclient import CallError, CallState, PhoneClient, Step, WsgiPoster, load_prompts, sms_parts
 from hotline.simclient.recordings import RecordingError, RecordingStore
@@ -58,9 +58,18 @@ def _guard() -> Any:
     refused = console_session()
     if refused is not None:
         return refused
-    if not me().has_role(Role.ADMIN):
+    if not me().has_role(Role.ADMIN, Role.CONTENT):
         abort(403)
     return None
+
+
+def _may_draft() -> bool:
+    """The draft toggle: content staff and admins (anyone where the simulator is open, i.e. embedded)."""
+    if _settings().simulator_mode == "open":
+        return True
+    from flask_login import current_user
+
+    return bool(current_user.is_authenticated and current_user.has_role(Role.ADMIN, Role.CONTENT))
 
 
 def _caller_number(data: dict[str, Any]) -> str:
@@ -77,9 +86,21 @@ def client() -> PhoneClient:
     # In-process through the WSGI app rather than HTTP to PUBLIC_BASE_URL: the routes, middleware and
     # signature check are the same, but a single-threaded server cannot deadlock on its own request,
     # and a public URL behind a tunnel or proxy (where Twilio reaches us) need not route back here.
-    poster = WsgiPoster(current_app.test_client(), s.public_base_url, s.twilio_auth_token)
+    test_client = current_app.test_client()
+    prompts = load_prompts()
+    if request.args.get("draft") == "1" and _may_draft():
+        from hotline.web.content_live import DRAFT_ENVIRON, live
+
+        # Our own in-process requests only: no HTTP request can carry this environ key.
+        test_client.environ_base[DRAFT_ENVIRON] = "1"
+        prompts.texts.update(live().draft(session()).script.texts_by_audio())
+    else:
+        from hotline.web.content_live import snapshot
+
+        prompts.texts.update(snapshot().script.texts_by_audio())
+    poster = WsgiPoster(test_client, s.public_base_url, s.twilio_auth_token)
     return PhoneClient(poster, account_sid=s.twilio_account_sid, hotline_number=s.hotline_number,
-                       prompts=load_prompts())
+                       prompts=prompts)
 
 
 def store() -> RecordingStore:
@@ -121,6 +142,7 @@ def _json() -> dict[str, Any]:
 def page() -> str:
     s = _settings()
     return render_template("simulator/index.html", numbers=SIM_NUMBERS, languages=LANGUAGES,
+                           may_draft=_may_draft(), draft=request.args.get("draft") == "1",
                            hotline_number=s.hotline_number, missed_call_numbers=sorted(s.missed_call_numbers))
 
 
@@ -198,14 +220,7 @@ def _show(number: str | None) -> str:
 @bp.get("/api/outbox")
 def outbox() -> Response:
     """What the hotline sent out through the transport, newest first: SMS and the calls it placed."""
-    s = session()
-    # Replies to a text travel back in the webhook's TwiML (the texting pane shows them), not through
-    # the transport; this pane is for what the hotline sends on its own.
-    messages = s.scalars(sa.select(Message).where(Message.direction == Direction.OUTBOUND,
-                                                  sa.or_(Message.purpose.is_(None), Message.purpose != "reply"))
-                         .order_by(Message.id.desc()).limit(50)).all()
-    calls = s.scalars(sa.select(Call).where(Call.direction == Direction.OUTBOUND)
-                      .order_by(Call.id.desc()).limit(50)).all()
+    messages, calls = recent_outbound(session())
     return jsonify(
         messages=[{"id": m.id, "to": _show(m.peer), "body": m.body or "", "status": str(m.status),
                    "provider": m.provider, "purpose": m.purpose, "parts": m.segments or sms_parts(m.body or ""),

@@ -39,8 +39,16 @@ def init_app(app: Flask) -> None:
         raise keywords.ScriptError(f"SMS consent questions are not valid: {exc}") from None
 
 
+def starter_keywords(app: Flask) -> keywords.KeywordSet:
+    """The keywords and replies loaded from ivr_scripts/sms/ at start (content version 0)."""
+    return app.extensions[_EXT]  # type: ignore[no-any-return]
+
+
 def keyword_set() -> keywords.KeywordSet:
-    return current_app.extensions[_EXT]  # type: ignore[no-any-return]
+    """The keywords and replies of the published content version (cached per process)."""
+    from hotline.web.content_live import snapshot
+
+    return snapshot().keywords
 
 
 @bp.post("")

@@ -65,8 +65,19 @@ def init_app(app: Flask) -> None:
     app.extensions["hotline.ivr"] = Runtime(script, settings, audio_base, app.config.get("IVR_CLOCK") or utcnow, writer)
 
 
+def starter_script(app: Flask) -> Script:
+    """The script loaded from ivr_scripts/voice/ at start (content version 0)."""
+    return app.extensions["hotline.ivr"].script  # type: ignore[no-any-return]
+
+
 def runtime() -> Runtime:
-    return current_app.extensions["hotline.ivr"]  # type: ignore[no-any-return]
+    """The runtime with the script of the content version this request serves (published, cached
+    by version number: no database read per step; see hotline.web.content_live)."""
+    from hotline.web.content_live import snapshot
+
+    rt: Runtime = current_app.extensions["hotline.ivr"]
+    script = snapshot().script
+    return rt if script is rt.script else replace(rt, script=script)
 
 
 def _int(value: str | None) -> int:

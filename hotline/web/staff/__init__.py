@@ -4,7 +4,7 @@
 each page module imports from `base` and adds its routes. Importing the package registers them all.
 """
 
-from hotline.web.staff import admin, auth, cases, reports  # noqa: F401  (routes)
+from hotline.web.staff import admin, auth, cases, content, reports  # noqa: F401  (routes)
 from hotline.web.staff.base import (
     IP_LIMIT,
     LOCK_AFTER,
@@ -18,3 +18,5 @@ from hotline.web.staff.base import (
 
 __all__ = ["IP_LIMIT", "LOCK_AFTER", "PUBLIC_ENDPOINTS", "bp", "console_session", "init_app", "me",
            "staff_required"]
+
+from hotline.web.staff import record  # noqa: E402,F401  (routes: record a prompt in the browser)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel.dates import format_datetime
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
 from hotline.db import utcnow
-from hotline.models import CallbackRequest, Case, Recording, Role, StaffUser
+from hotline.models import CallbackRequest, Case, Role, StaffUser
 from hotline.services import callbacks as callback_service
 from hotline.services import cases
+from hotline.services import staff as staff_service
 from hotline.web import resources, session
 from hotline.web.staff.base import _lang, audit, me, staff_required
 from hotline.web.staff.base import bp as staff_bp
@@ -23,7 +25,7 @@ QUEUE_VIEWS = ("open", "mine", "all")
 
 
 def _case_or_404(case_id: int) -> Case:
-    case = session().get(Case, case_id)
+    case = cases.get_case(session(), case_id)
     if case is None:
         abort(404)
     return case
@@ -156,7 +158,7 @@ def recording(recording_id: int):  # type: ignore[no-untyped-def]
     """Decrypt and stream a voicemail to a logged-in staff member; every play is audited."""
     from hotline.services.recordings import RecordingUnavailable, decrypt  # the worker pipeline's module
 
-    rec = session().get(Recording, recording_id)
+    rec = cases.get_recording(session(), recording_id)
     if rec is None:
         abort(404)
     try:
@@ -190,7 +192,7 @@ def _render_callbacks(revealed: int | None = None) -> str:
 
 
 def _callback_or_404(callback_id: int) -> CallbackRequest:
-    req = session().get(CallbackRequest, callback_id)
+    req = cases.get_callback(session(), callback_id)
     if req is None:
         abort(404)
     return req
@@ -252,13 +254,17 @@ def _say_decision(decision: callback_service.Decision, req: CallbackRequest | No
 
 
 def _me_row() -> StaffUser:
-    user = session().get(StaffUser, me().id)
+    user = staff_service.get(session(), me().id)
     assert user is not None
     return user
 
 
 def _local(value: Any) -> str:
-    return value.astimezone(resources().settings.tz).strftime("%Y-%m-%d %H:%M") if value else "-"
+    """A time in a flash message: ISO-like, unambiguous in both languages (as the callback messages
+    have always said it), formatted by Babel in the hotline's time zone."""
+    if not value:
+        return "-"
+    return format_datetime(value, "yyyy-MM-dd HH:mm", tzinfo=resources().settings.tz, locale=_lang())
 
 
 @staff_bp.post("/cases/<int:case_id>/callback")

@@ -1,16 +1,31 @@
-"""Interface strings of the staff console, in English and Khmer.
+"""Interface strings of the staff console: English keys here, every other language in a gettext catalog.
 
-NEEDS NATIVE-SPEAKER REVIEW: every Khmer string below is a first draft by a non-native writer. Have a
-Khmer-speaking legal-aid worker read them in the console before launch (KM_REVIEWED stays False
-until then). The console is for staff, never shown to callers; nothing here is sent to anyone.
+`EN` maps each key (what the code and templates pass to `t()`) to its English text, which is the
+msgid; the Khmer lives in hotline/translations/km/LC_MESSAGES/messages.po, which translators edit
+(Poedit, Weblate, any PO editor) and which is compiled at start-up, without network
+(`init_babel`). `t(key, lang)` is a thin shim over gettext for the dict-style callers; new code
+may call Flask-Babel's `_()`/`gettext` with the English text directly (templates too).
+
+NEEDS NATIVE-SPEAKER REVIEW: every Khmer entry is a first draft by a non-native writer and carries
+the PO flag `needs-review`; KM_REVIEWED stays False until a Khmer-speaking legal-aid worker has
+read them in the console and removed the flags. The console is for staff, never shown to callers.
+
+Adding a string: add the key and English to EN (or REPORT_EN), and its Khmer draft to KM_PENDING;
+then `python -m hotline.catalog` moves the drafts into the catalog (flagged for review).
+Until that is run, `t()` already shows KM_PENDING's draft.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
+from babel.support import NullTranslations, Translations
+
+from hotline import catalog
+
 LANGUAGES = {"en": "English", "km": "ខ្មែរ (Khmer)"}
-KM_REVIEWED = False
 
 EN: dict[str, str] = {
     "console": "Hotline staff console",
@@ -240,243 +255,7 @@ EN: dict[str, str] = {
     "totp_bad_code": "That code is not right. Check the time on your phone and try the newest code.",
 }
 
-# Khmer: NEEDS NATIVE-SPEAKER REVIEW (see the module docstring).
-KM: dict[str, str] = {
-    "console": "ផ្ទាំងការងាររបស់បុគ្គលិក",
-    "skip_to_content": "រំលងទៅខ្លឹមសារ",
-    "queue": "បញ្ជីករណីរង់ចាំ",
-    "callbacks": "ការហៅត្រឡប់",
-    "oncall": "វេនប្រចាំការ",
-    "accounts": "គណនីបុគ្គលិក",
-    "audit": "កំណត់ហេតុសវនកម្ម",
-    "login": "ចូលប្រព័ន្ធ",
-    "logout": "ចាកចេញ",
-    "email": "អ៊ីមែល",
-    "password": "ពាក្យសម្ងាត់",
-    "bad_login": "អ៊ីមែល ឬពាក្យសម្ងាត់មិនត្រឹមត្រូវ។",
-    "too_many_attempts": "ព្យាយាមច្រើនដងពេក។ សូមព្យាយាមម្តងទៀតក្នុងរយៈពេល ១៥ នាទី។",
-    "session_expired": "វគ្គរបស់អ្នកបានផុតកំណត់។ សូមចូលប្រព័ន្ធម្តងទៀត។",
-    "form_expired": "ទម្រង់នេះផុតកំណត់ហើយ",
-    "form_expired_help": "សូមត្រឡប់ក្រោយ ផ្ទុកទំព័រឡើងវិញ ហើយព្យាយាមម្តងទៀត។",
-    "forbidden": "មិនអនុញ្ញាត",
-    "forbidden_help": "តួនាទីរបស់អ្នកមិនអាចធ្វើការនេះបានទេ។",
-    "not_found": "រកមិនឃើញ",
-    "back_to_queue": "ត្រឡប់ទៅបញ្ជីករណី",
-    "role_admin": "អ្នកគ្រប់គ្រង",
-    "role_lawyer": "មេធាវី",
-    "role_operator": "ប្រតិបត្តិករ",
-    "queue_views": "ករណីណាខ្លះ",
-    "view_open": "កំពុងបើក",
-    "view_mine": "ករណីរបស់ខ្ញុំ",
-    "view_all": "ទាំងអស់ រួមទាំងករណីបានបិទ",
-    "queue_caption": "ករណីបន្ទាន់មុន បន្ទាប់មកករណីដែលរង់ចាំយូរជាងគេ។",
-    "queue_empty": "គ្មានករណីនៅទីនេះទេ។",
-    "ref": "លេខយោង",
-    "priority": "អាទិភាព",
-    "priority_urgent": "បន្ទាន់",
-    "priority_normal": "ធម្មតា",
-    "category": "ប្រភេទ",
-    "category_trafficking": "ការជួញដូរមនុស្ស",
-    "category_documents": "ឯកសារត្រូវបានរឹបអូស",
-    "category_unpaid_wages": "មិនបានបើកប្រាក់ឈ្នួល",
-    "category_violence": "អំពើហិង្សា",
-    "category_detention": "ការឃុំខ្លួន",
-    "category_locked_in": "ជាប់ មិនអាចចេញបាន",  # review: native-speaker
-    "category_missing": "មនុស្សបាត់ខ្លួន",  # review: native-speaker
-    "category_other": "ផ្សេងៗ",
-    "country": "ប្រទេស",
-    "status": "ស្ថានភាព",
-    "status_new": "ថ្មី",
-    "status_claimed": "មានអ្នកទទួលបន្ទុក",
-    "status_in_progress": "កំពុងដំណើរការ",
-    "status_referred": "បានបញ្ជូនបន្ត",
-    "status_closed": "បានបិទ",
-    "waiting": "រង់ចាំ",
-    "claimed_by": "អ្នកទទួលបន្ទុក",
-    "overdue": "ហួសពេល",
-    "minutes": "{n} នាទី",
-    "hours_minutes": "{h} ម៉ោង {m} នាទី",
-    "days": "{n} ថ្ងៃ",
-    "case": "ករណី",
-    "opened": "បើកនៅ",
-    "source_voice": "ការហៅ",
-    "source_sms": "សារ",
-    "source_staff": "បុគ្គលិក",
-    "source_ivr": "ការហៅ",
-    "source_missed_call": "ការហៅមិនបានលើក",
-    "language": "ភាសា",
-    "caller": "អ្នកហៅ",
-    "opted_out_sms": "បានឈប់ទទួលសារ SMS (ផ្ញើ STOP)៖ មិនផ្ញើសារទេ ប៉ុន្តែនៅតែអាចហៅទូរស័ព្ទបាន",
-    "reported_by_other": "អ្នកផ្សេងស្នើសុំជំនួស",
-    "subject_phone": "អ្នកដែលត្រូវការជំនួយ",
-    "consent_contact": "យល់ព្រមឱ្យទាក់ទង",
-    "consent_share": "យល់ព្រមចែករំលែកព័ត៌មាន",
-    "last_error": "បញ្ហាក្នុងការផ្ញើការជូនដំណឹង",
-    "yes": "បាទ/ចាស",
-    "no": "ទេ",
-    "unknown": "មិនទាន់ដឹង",
-    "reveal": "បង្ហាញលេខពេញ",
-    "reveal_hint": "(កត់ត្រាក្នុងកំណត់ហេតុសវនកម្ម)",
-    "actions": "សកម្មភាព",
-    "claim": "ទទួលបន្ទុកករណីនេះ",
-    "assign_to": "ចាត់តាំងឱ្យ",
-    "assign": "ចាត់តាំង",
-    "change_status": "ស្ថានភាព",
-    "reason": "មូលហេតុ",
-    "save_status": "រក្សាទុកស្ថានភាព",
-    "notes": "កំណត់ចំណាំ",
-    "no_notes": "មិនទាន់មានកំណត់ចំណាំ។",
-    "add_note": "កំណត់ចំណាំថ្មី",
-    "save_note": "រក្សាទុកកំណត់ចំណាំ",
-    "status_history": "ប្រវត្តិស្ថានភាព",
-    "when": "ពេលវេលា",
-    "from": "ពី",
-    "to": "ទៅ",
-    "who": "អ្នកណា",
-    "system": "ប្រព័ន្ធ",
-    "caller_history": "ប្រវត្តិអ្នកហៅ",
-    "calls": "ការហៅ",
-    "direction_inbound": "ចូល",
-    "direction_outbound": "ចេញ",
-    "no_path": "គ្មានជំហានត្រូវបានកត់ត្រា។",
-    "none": "គ្មាន។",
-    "texts": "សារ",
-    "body_purged": "សារត្រូវបានលុបចោលក្រោយរយៈពេលរក្សាទុក។",
-    "recordings": "សំឡេងថត",
-    "play_recording": "ចាក់សំឡេងថត",
-    "recording_pending": "មិនទាន់រក្សាទុក",
-    "recording_failed": "មិនអាចរក្សាទុកបាន",
-    "recording_purged": "ត្រូវបានលុបក្រោយរយៈពេលរក្សាទុក",
-    "recording_stored": "បានរក្សាទុក",
-    "earlier_cases": "ករណីផ្សេងទៀតពីលេខនេះ",
-    "claimed_ok": "អ្នកបានទទួលបន្ទុកករណីនេះ។",
-    "already_claimed": "មានអ្នកផ្សេងបានទទួលបន្ទុកករណីនេះមុនហើយ៖ {by}។",
-    "assigned_ok": "បានចាត់តាំងករណី។",
-    "status_ok": "បានរក្សាទុកស្ថានភាព។",
-    "note_ok": "បានរក្សាទុកកំណត់ចំណាំ។",
-    "empty_note": "កំណត់ចំណាំទទេ។",
-    "note_too_long": "កំណត់ចំណាំវែងពេក (យ៉ាងច្រើន ១០ ០០០ តួអក្សរ)។",
-    "bad_status": "ស្ថានភាពមិនស្គាល់។",
-    "same_status": "ករណីមានស្ថានភាពនេះរួចហើយ។",
-    "no_such_staff": "សូមជ្រើសរើសបុគ្គលិកដែលកំពុងសកម្ម។",
-    "case_closed": "ករណីនេះបានបិទហើយ។",
-    "callbacks_caption": "សំណើហៅត្រឡប់ដែលនៅបើក ដែលដល់ពេលមុនគេនៅខាងលើ។",
-    "no_callbacks": "គ្មានសំណើហៅត្រឡប់ទេ។",
-    "phone": "ទូរស័ព្ទ",
-    "asked": "ស្នើនៅ",
-    "due": "ដល់ពេល",
-    "preferred_time": "ពេលល្អបំផុត",
-    "when_now": "ឥឡូវនេះ",
-    "when_evening": "ពេលល្ងាច",
-    "when_weekend": "ចុងសប្តាហ៍",
-    "attempts": "ចំនួនដងបានហៅ",
-    "for_someone_else": "សម្រាប់អ្នកផ្សេង",
-    "call_now": "ហៅឥឡូវនេះ",
-    "call_queued": "ទូរស័ព្ទរបស់អ្នកនឹងរោទ៍ឥឡូវនេះ៖ ចុចលេខ ១ ដើម្បីទទួល។ បន្ទាប់មកទូរស័ព្ទរបស់គេនឹងរោទ៍ "
-                   "ពីលេខរបស់ខ្សែទូរស័ព្ទ ហើយគេនឹងត្រូវបានសួរជាមុនថា តើឥឡូវនេះជាពេលល្អសម្រាប់និយាយឬទេ។",
-    "callback_reason": "ហេតុអ្វីអ្នកហៅ (កត់ត្រាក្នុងកំណត់ហេតុ)",
-    "reason_required": "សូមប្រាប់មូលហេតុដែលអ្នកហៅមុនពេលកំណត់។",
-    "no_staff_phone": "គណនីរបស់អ្នកគ្មានលេខទូរស័ព្ទទេ ដូច្នេះខ្សែទូរស័ព្ទមិនអាចហៅអ្នកមុនបានទេ។ សូមស្នើអ្នកគ្រប់គ្រងបន្ថែមលេខ។ "
-                      "រហូតដល់ពេលនោះ សំណើនឹងត្រូវបានសាកល្បងដោយខ្លួនឯងនៅពេលកំណត់៖ {when}។",
-    "no_staff_phone_nobody_on_call": "គណនីរបស់អ្នកគ្មានលេខទូរស័ព្ទទេ ហើយគ្មាននរណាម្នាក់ប្រចាំការសម្រាប់ {country} ទេ៖ "
-                                     "គ្មានអ្វីត្រូវបានសាកល្បងរហូតដល់មាននរណាម្នាក់។",
-    "outside_calling_hours": "ក្រៅម៉ោងហៅទូរស័ព្ទ តាមម៉ោងរបស់អ្នកនោះ។ ការហៅដំបូងបំផុតដែលអាចធ្វើបានគឺ {when}។",
-    "too_soon": "ការសាកល្បងចុងក្រោយបានហៅគេតិចជាង {minutes} នាទីមុន។ ការហៅដំបូងបំផុតដែលអាចធ្វើបានគឺ {when}។",
-    "not_due": "មិនទាន់ដល់ពេល៖ {when} ({why})។",
-    "nobody_on_call": "គ្មាននរណាម្នាក់ប្រចាំការសម្រាប់ {country} ទេ៖ គ្មានអ្វីត្រូវបានសាកល្បងដោយខ្លួនឯងរហូតដល់មាននរណាម្នាក់ក្នុងបញ្ជី។",
-    "call_under_way": "កំពុងហៅ។",
-    "max_attempts": "ការសាកល្បងទាំង {n} ដងត្រូវបានប្រើអស់ហើយ។",
-    "no_number": "ករណីនេះគ្មានលេខសម្រាប់ហៅត្រឡប់ទេ (លេខលាក់ ឬមិនមែនជាលេខទូរស័ព្ទ)។",
-    "not_scheduled_yet": "កំពុងកំណត់ពេល",
-    "call_back_case": "ហៅត្រឡប់ដោយសុវត្ថិភាព",
-    "call_back_case_help": "ទូរស័ព្ទរបស់អ្នករោទ៍មុន (ចុចលេខ ១) បន្ទាប់មកអ្នកនោះ ពីលេខរបស់ខ្សែទូរស័ព្ទ "
-                           "ត្រូវបានសួរថា តើឥឡូវនេះជាពេលល្អសម្រាប់និយាយឬទេ។",
-    "outcome_staff_missed": "ទូរស័ព្ទបុគ្គលិកមិនបានទទួល",
-    "outcome_bridge_failed": "មិនអាចភ្ជាប់បាន",
-    "record_outcome": "លទ្ធផល",
-    "outcome_reached": "បានជួបនិយាយ",
-    "outcome_no_answer": "គ្មានអ្នកលើក",
-    "outcome_busy": "ជាប់រវល់",
-    "outcome_unsafe": "មិនមានសុវត្ថិភាពក្នុងការនិយាយ",
-    "outcome_wrong_number": "លេខខុស",
-    "outcome_machine": "សារសំឡេង",
-    "outcome_failed": "ការហៅបរាជ័យ",
-    "outcome_ok": "បានរក្សាទុកលទ្ធផល។",
-    "bad_outcome": "លទ្ធផលមិនស្គាល់។",
-    "callback_closed": "សំណើហៅត្រឡប់នេះបានបិទហើយ។",
-    "name": "ឈ្មោះ",
-    "role": "តួនាទី",
-    "last_login": "ចូលចុងក្រោយ",
-    "active": "សកម្ម",
-    "activate": "ដំណើរការឡើងវិញ",
-    "deactivate": "បិទគណនី",
-    "new_account": "គណនីថ្មី",
-    "phone_optional": "ទូរស័ព្ទ (មិនចាំបាច់; រោទ៍មុនពេលហៅត្រឡប់)",
-    "password_rule": "ពាក្យសម្ងាត់ (យ៉ាងតិច ១០ តួអក្សរ)",
-    "create_account": "បង្កើតគណនី",
-    "account_created": "បានបង្កើតគណនីសម្រាប់ {email}។",
-    "bad_phone": "លេខទូរស័ព្ទនេះមិនត្រឹមត្រូវ។",
-    "bad_country": "សូមប្រើលេខកូដប្រទេសពីរអក្សរ ដូចជា TH ឬ KH។",
-    "oncall_help": "ការជូនដំណឹងករណីបន្ទាន់សម្រាប់ប្រទេសមួយ ទៅកាន់លេខរបស់ប្រទេសនោះតាមលំដាប់។",
-    "oncall_empty": "បញ្ជីវេនទទេ៖ ការជូនដំណឹងទៅកាន់លេខក្នុង HOTLINE_ONCALL៖",
-    "oncall_none": "គ្មាននរណាម្នាក់ប្រចាំការទេ៖ បញ្ជីវេនទទេ ហើយ HOTLINE_ONCALL មិនបានកំណត់ "
-                   "ដូច្នេះការជូនដំណឹងករណីបន្ទាន់មិនទៅដល់នរណាម្នាក់ឡើយ។ សូមបន្ថែមលេខខាងក្រោម។",
-    "oncall_nobody": "គ្មាននរណាម្នាក់ប្រចាំការទេ៖ ការជូនដំណឹងករណីបន្ទាន់មិនទៅដល់នរណាម្នាក់ឡើយ។",
-    "oncall_nobody_for": "គ្មាននរណាម្នាក់ប្រចាំការសម្រាប់ {countries} ទេ៖ ការជូនដំណឹងករណីបន្ទាន់ពីទីនោះមិនទៅដល់នរណាម្នាក់ឡើយ។",
-    "oncall_fix": "បន្ថែមលេខទៅក្នុងបញ្ជីវេនប្រចាំការ",
-    "oncall_alerted": "កំពុងជូនដំណឹងករណីបន្ទាន់ {count} ដែលកំពុងរង់ចាំអ្នកប្រចាំការ។",
-    "oncall_add": "បន្ថែមលេខ",
-    "country_code": "ប្រទេស (TH, KH, ...)",
-    "position": "លំដាប់",
-    "remove": "ដកចេញ",
-    "add": "បន្ថែម",
-    "object_type": "ប្រភេទវត្ថុ",
-    "object_id": "លេខសម្គាល់វត្ថុ",
-    "staff_id": "លេខសម្គាល់បុគ្គលិក",
-    "filter": "ត្រង",
-    "action": "សកម្មភាព",
-    "object": "វត្ថុ",
-    "ip": "អាសយដ្ឋាន",
-    "detail": "ព័ត៌មានលម្អិត",
-    "remember_device": "ចងចាំឧបករណ៍នេះ (នៅតែចូលប្រព័ន្ធពេលបិទកម្មវិធីរុករក រហូតដល់ ៨ ម៉ោង)",
-    "change_password": "ប្តូរពាក្យសម្ងាត់",
-    "must_change_password": "សូមជ្រើសរើសពាក្យសម្ងាត់ផ្ទាល់ខ្លួនមុននឹងបន្ត៖ ពាក្យសម្ងាត់ដែលអ្នកបានប្រើចូល ត្រូវបានកំណត់ដោយអ្នកផ្សេង។",
-    "old_password": "ពាក្យសម្ងាត់បច្ចុប្បន្ន",
-    "new_password": "ពាក្យសម្ងាត់ថ្មី (យ៉ាងតិច ១០ តួអក្សរ)",
-    "confirm_password": "ពាក្យសម្ងាត់ថ្មីម្តងទៀត",
-    "passwords_differ": "ពាក្យសម្ងាត់ថ្មីទាំងពីរមិនដូចគ្នាទេ។",
-    "wrong_old_password": "ពាក្យសម្ងាត់បច្ចុប្បន្នមិនត្រឹមត្រូវ។",
-    "same_password": "សូមជ្រើសរើសពាក្យសម្ងាត់ខុសពីពាក្យសម្ងាត់បច្ចុប្បន្ន។",
-    "password_changed": "បានប្តូរពាក្យសម្ងាត់។ វគ្គផ្សេងទៀតរបស់អ្នកត្រូវបានបញ្ចប់។",
-    "logout_everywhere": "ចាកចេញពីគ្រប់ទីកន្លែង",
-    "logout_everywhere_help": "បញ្ចប់គ្រប់វគ្គរបស់អ្នក នៅលើគ្រប់ឧបករណ៍ រួមទាំងឧបករណ៍នេះ។",
-    "reset_password": "កំណត់ពាក្យសម្ងាត់ឡើងវិញ",
-    "password_reset_title": "បានកំណត់ពាក្យសម្ងាត់ឡើងវិញ",
-    "password_reset_done": ("ពាក្យសម្ងាត់បណ្តោះអាសន្នសម្រាប់ {email} (បង្ហាញតែម្តង)៖ {password} — "
-                            "សូមផ្តល់ឱ្យគាត់ដោយសម្ងាត់។ គាត់ត្រូវប្តូរវាពេលចូលប្រព័ន្ធ។ វគ្គរបស់គាត់ត្រូវបានបញ្ចប់។"),
-    "case_not_allowed": "តួនាទីរបស់អ្នកមិនអាចធ្វើការនេះចំពោះករណីនេះបានទេ។",
-    "two_factor": "ការចូលប្រព័ន្ធពីរជំហាន",
-    "two_factor_help": ("ស្កេនកូដនេះដោយកម្មវិធីផ្ទៀងផ្ទាត់ (ឬវាយសោខាងក្រោម) "
-                        "បន្ទាប់មកបញ្ចូលលេខកូដ ៦ ខ្ទង់ដែលវាបង្ហាញ។"),
-    "totp_secret_once": "សោ (បង្ហាញតែពេលនេះ)៖",
-    "totp_enter_code": "លេខកូដ ៦ ខ្ទង់ពីកម្មវិធីផ្ទៀងផ្ទាត់របស់អ្នក",
-    "totp_enable": "បើកការចូលប្រព័ន្ធពីរជំហាន",
-    "totp_enabled": "ការចូលប្រព័ន្ធពីរជំហានបានបើក៖ ការចូលនីមួយៗនឹងសួររកលេខកូដ។",
-    "totp_on": "ការចូលប្រព័ន្ធពីរជំហានកំពុងបើក។ ដើម្បីបិទ សូមបញ្ចូលពាក្យសម្ងាត់របស់អ្នក។",
-    "totp_disable": "បិទការចូលប្រព័ន្ធពីរជំហាន",
-    "totp_bad_code": "លេខកូដនោះមិនត្រឹមត្រូវទេ។ សូមពិនិត្យម៉ោងលើទូរស័ព្ទរបស់អ្នក ហើយសាកល្បងលេខកូដថ្មីបំផុត។",
-}
-
-STRINGS = {"en": EN, "km": KM}
-
-
-def t(key: str, lang: str = "en", **values: Any) -> str:
-    """The string for `key` in `lang`, falling back to English, then to the key itself."""
-    text = STRINGS.get(lang, EN).get(key) or EN.get(key) or key
-    return text.format(**values) if values else text
-
-
-# --- reports (/staff/reports, `hotline report`); Khmer drafts need the same review as above -----------
+# --- reports (/staff/reports, `hotline report`) --------------------------------------------------
 
 REPORT_EN: dict[str, str] = {
     "reports": "Reports",
@@ -580,118 +359,165 @@ REPORT_EN: dict[str, str] = {
     "rep_callback_time_to_reach": "Callbacks: time to reach",
 }
 
-REPORT_KM: dict[str, str] = {
-    "reports": "របាយការណ៍",
-    "role_reports": "របាយការណ៍",
-    "province": "ខេត្ត",
-    "district": "ស្រុក",
-    "province_none": "មិនដឹង",
-    "province_saved": "បានរក្សាទុកខេត្ត។",
-    "save": "រក្សាទុក",
-    "bad_province": "សូមជ្រើសខេត្តពីបញ្ជី (និងស្រុកក្នុងខេត្តនោះ)។",
-    "rep_title": "របាយការណ៍ខ្សែទូរស័ព្ទជំនួយ",
-    "rep_from": "ពី",
-    "rep_to": "ដល់",
-    "rep_by": "ដាក់ជាក្រុមតាម",
-    "rep_week": "សប្តាហ៍",
-    "rep_month": "ខែ",
-    "rep_show": "បង្ហាញ",
-    "rep_download_csv": "ទាញយក CSV",
-    "rep_download_xlsx": "ទាញយក XLSX",
-    "rep_bad_range": "សូមបញ្ចូលថ្ងៃចាប់ផ្តើម និងថ្ងៃបញ្ចប់ (YYYY-MM-DD) មិនលើសពីបីឆ្នាំ។",
-    "rep_suppression": "ចំនួនពី 1 ដល់ {k1} បង្ហាញជា <{k}។ ក្រឡាដែលមានសញ្ញា * ក៏ត្រូវលាក់ដែរ "
-                       "ដើម្បីកុំឱ្យគេគណនាចំនួនតូចពីចំនួនសរុបបាន។",
-    "rep_total": "សរុប",
-    "rep_t_contacts": "ទំនាក់ទំនងតាមមធ្យោបាយ",
-    "rep_t_callers": "អ្នកហៅ (លេខខុសៗគ្នា)",
-    "rep_t_calls_language": "ការហៅតាមភាសា",
-    "rep_t_calls_country": "ការហៅតាមប្រទេសរបស់អ្នកហៅ",
-    "rep_t_messages": "សារដែលបានស្តាប់",
-    "rep_t_funnel": "កន្លែងដែលអ្នកហៅឈប់",
-    "rep_t_hangups": "ការដាក់ទូរស័ព្ទតាមម៉ឺនុយ",
-    "rep_t_sms_keyword": "សារ SMS តាមពាក្យគន្លឹះ និងភាសា",
-    "rep_t_callbacks": "សំណើហៅត្រឡប់តាមលទ្ធផល",
-    "rep_t_cases_category": "ករណីតាមប្រភេទ",
-    "rep_t_cases_priority": "ករណីតាមអាទិភាព",
-    "rep_t_cases_status": "ករណីតាមស្ថានភាព (ឥឡូវ)",
-    "rep_t_cases_country": "ករណីតាមប្រទេស",
-    "rep_t_cases_province": "ករណីតាមខេត្តកំណើត",
-    "rep_t_callers_province": "អ្នកហៅតាមខេត្ត (ចម្លើយរបស់ពួកគេក្នុងម៉ឺនុយសំឡេង)",
-    "rep_caller_province": "ខេត្ត",
-    "rep_t_urgent": "ករណីបន្ទាន់ និងការជូនដំណឹង",
-    "rep_t_durations": "ល្បឿន",
-    "rep_channel": "មធ្យោបាយ",
-    "rep_callers": "អ្នកហៅ",
-    "rep_language": "ភាសា",
-    "rep_country": "ប្រទេស",
-    "rep_message": "សារ",
-    "rep_heard": "ចំនួនដងចាប់ផ្តើមស្តាប់",
-    "rep_completed": "ចំនួនដងស្តាប់ដល់ចប់",
-    "rep_completion": "ភាគរយស្តាប់ចប់",
-    "rep_stage": "ដំណាក់កាល",
-    "rep_calls": "ការហៅ",
-    "rep_node": "ម៉ឺនុយ",
-    "rep_keyword": "ពាក្យគន្លឹះ",
-    "rep_callback": "លទ្ធផល",
-    "rep_case_category": "ប្រភេទ",
-    "rep_case_priority": "អាទិភាព",
-    "rep_case_status": "ស្ថានភាព",
-    "rep_case_country": "ប្រទេស",
-    "rep_case_province": "ខេត្ត",
-    "rep_urgent": "បន្ទាន់",
-    "rep_duration": "រយៈពេល",
-    "rep_n": "ករណី",
-    "rep_median": "មធ្យម (median)",
-    "rep_p90": "ភាគរយទី ៩០",
-    "rep_duration_note": "រយៈពេលទទួលបន្ទុក៖ ពីពេលបើកករណី ដល់ពេលបុគ្គលិកទទួលបន្ទុក។ រយៈពេលទាក់ទងលើកដំបូង៖ "
-                         "ដល់ការហៅត្រឡប់ដែលទាក់ទងបាន ឬមេធាវីលើកទូរស័ព្ទបន្ទាន់។",
-    "rep_channel_voice": "ការហៅទៅម៉ឺនុយ",
-    "rep_channel_missed_call": "ការហៅខកខាន",
-    "rep_channel_sms": "សារ SMS",
-    "rep_first_time": "លើកដំបូង",
-    "rep_returning": "ហៅម្តងទៀត",
-    "rep_lang_km": "ខ្មែរ",
-    "rep_lang_th": "ថៃ",
-    "rep_lang_en": "អង់គ្លេស",
-    "rep_lang_unknown": "មិនបានជ្រើស",
-    "rep_unknown": "មិនដឹង",
-    "rep_none": "គ្មានពាក្យគន្លឹះ",
-    "rep_country_KH": "កម្ពុជា",
-    "rep_country_TH": "ថៃ",
-    "rep_country_other": "ផ្សេងៗ",
-    "rep_country_unknown": "មិនដឹង",
-    "rep_province_unknown": "មិនដឹង",
-    "rep_stage_called": "បានហៅ",
-    "rep_stage_language": "បានជ្រើសភាសា",
-    "rep_stage_message": "បានចាប់ផ្តើមស្តាប់សារ",
-    "rep_stage_completed": "បានស្តាប់សារដល់ចប់",
-    "rep_cb_reached": "ទាក់ទងបាន",
-    "rep_cb_given_up": "បោះបង់ (អស់ចំនួនដង)",
-    "rep_cb_open": "នៅបើក",
-    "rep_cb_cancelled": "បានលុបចោល",
-    "rep_cb_closed_other": "បិទដោយមូលហេតុផ្សេង",
-    "rep_priority_urgent": "បន្ទាន់",
-    "rep_priority_normal": "ធម្មតា",
-    "rep_urgent_opened": "ករណីបន្ទាន់ដែលបានបើក",
-    "rep_urgent_escalated": "បានបញ្ជូនបន្ត",
-    "rep_urgent_overdue": "ហួសពេល",
-    "rep_alerts_failed": "ការជូនដំណឹងដែលបរាជ័យ",
-    "rep_time_to_claim": "បន្ទាន់៖ រយៈពេលទទួលបន្ទុក",
-    "rep_time_to_contact": "បន្ទាន់៖ រយៈពេលទាក់ទងលើកដំបូង",
-    "rep_callback_time_to_reach": "ហៅត្រឡប់៖ រយៈពេលទាក់ទងបាន",
-}
 EN.update(REPORT_EN)
-KM.update(REPORT_KM)
+
+# Khmer drafts of new keys, not yet moved into the catalog (dict-style strings from other branches
+# land here at merge; `python -m hotline.catalog` then moves them and empties this).
+KM_PENDING: dict[str, str] = {
+}
 
 
-def report_label(lang: str) -> Any:
+@functools.cache
+def translations(lang: str) -> NullTranslations:
+    """The compiled catalog of `lang` (built in memory from its .po: no .mo file or network needed)."""
+    if lang not in catalog.LANGS:
+        return NullTranslations()
+    import io
+
+    return Translations(io.BytesIO(catalog.compiled(lang)), domain=catalog.DOMAIN)
+
+
+@functools.cache
+def _contexts(lang: str) -> frozenset[str]:
+    """Keys whose English is shared with a key translated differently: looked up with msgctxt=key."""
+    return frozenset(m.context for m in catalog.read_catalog(lang) if m.context)
+
+
+def gettext_for(key: str, lang: str) -> str | None:
+    """The translation of `key` in `lang` through gettext, None when the catalog has none."""
+    msgid = EN.get(key)
+    if msgid is None:
+        return None
+    tr = translations(lang)
+    text = str(tr.pgettext(key, msgid) if key in _contexts(lang) else tr.gettext(msgid))
+    if text != msgid or lang == "en":
+        return text
+    return KM_PENDING.get(key) if lang == "km" else None
+
+
+def t(key: str, lang: str = "en", **values: Any) -> str:
+    """The string for `key` in `lang`, falling back to English, then to the key itself."""
+    text = (gettext_for(key, lang) if lang != "en" else None) or EN.get(key) or key
+    return text.format(**values) if values else text
+
+
+def _catalog_view(lang: str) -> dict[str, str]:
+    """Key -> text for one language, as the dicts were: only keys the catalog (or KM_PENDING) translates."""
+    return {k: text for k in EN if (text := gettext_for(k, lang) or "")}
+
+
+KM: dict[str, str] = _catalog_view("km")
+KM_REVIEWED = not any(catalog.REVIEW_FLAG in m.flags for m in catalog.read_catalog("km") if m.id)
+STRINGS = {"en": EN, "km": KM}
+
+
+def report_label(lang: str) -> Callable[[str], str]:
     """Label function for hotline.services.reports: "rep_status_new" falls back to "status_new"."""
 
     def label(key: str) -> str:
         for candidate in (key, key.removeprefix("rep_")):
-            text = STRINGS.get(lang, EN).get(candidate) or EN.get(candidate)
-            if text:
-                return text
+            if candidate in EN:
+                return t(candidate, lang)
         return key.removeprefix("rep_")
 
     return label
+
+
+# --- content studio (/staff/content); Khmer drafts need the same review as above ------------------------
+CONTENT_EN: dict[str, str] = {
+    "role_content": "content",
+    "content": "Content",
+    "content_matrix": "Prompts and replies",
+    "content_menu_tree": "Menu tree",
+    "content_versions": "Versions and publishing",
+    "content_try_draft": "Try the draft in the simulator",
+    "content_published_now": "Callers hear version {number}.",
+    "content_starter_now": "Callers hear the starter set (nothing published yet).",
+    "content_draft_status": "Draft: {changes} change(s) not yet published.",
+    "content_problem_count": "{count} problem(s) to fix before publishing",
+    "content_language": "Language",
+    "content_all_languages": "All languages",
+    "content_show": "Show",
+    "content_kind": "Kind",
+    "content_all_kinds": "Voice prompts and SMS replies",
+    "content_kind_text": "Voice prompt",
+    "content_kind_reply": "SMS reply",
+    "content_filter": "Filter",
+    "content_filter_all": "everything",
+    "content_filter_needs_recording": "still needs a recording",
+    "content_filter_placeholder": "placeholder audio only",
+    "content_filter_unreviewed": "not reviewed yet",
+    "content_filter_problems": "has a problem",
+    "content_rows_shown": "{shown} of {total} shown.",
+    "content_csv_export": "Download all texts (CSV, for translators)",
+    "content_csv_import": "Upload translated texts (CSV)",
+    "content_upload": "Upload",
+    "content_matrix_caption": "Every prompt and reply in every language: words, recording, review, last change",
+    "content_item": "Prompt / reply",
+    "content_lang_km": "Khmer",
+    "content_lang_th": "Thai",
+    "content_lang_en": "English",
+    "content_audio_recorded": "recorded",
+    "content_audio_placeholder": "placeholder",
+    "content_audio_missing": "missing",
+    "content_recording": "Recording",
+    "content_words": "Words",
+    "content_review_draft": "draft",
+    "content_review_needs_review": "needs review",
+    "content_review_reviewed": "reviewed",
+    "content_reviewed_by": "reviewed by {name}",
+    "content_unreviewed_heard": "Callers would get this unreviewed.",
+    "content_edit": "Edit",
+    "content_record": "Record",
+    "content_mark_reviewed": "Mark words reviewed",
+    "content_mark_recording_reviewed": "Mark recording reviewed",
+    "content_sms_parts": "{parts} SMS part(s)",
+    "content_sms_parts_live": "{parts} SMS part(s), {encoding}",
+    "content_empty": "This cannot be empty: write the text, or keep the old one.",
+    "content_conflict": ("{by} changed this while you were editing. Your text is kept in the box; their text is "
+                         "below. Merge them and save again."),
+    "content_conflict_help": "Copy what you need from it into the box above, then save.",
+    "content_theirs": "What is saved now",
+    "content_saved": "Saved in the draft. Callers hear it only after publishing.",
+    "content_save_draft": "Save in the draft",
+    "content_back": "Back",
+    "content_draft_gone": "The draft was published while you were editing. Your text is kept: save it again.",
+    "content_unknown_item": "That text does not exist.",
+    "content_no_recording": "There is no recording to review.",
+    "content_invalid": "The draft cannot be published: {count} problem(s). Each is shown next to its field.",
+    "content_published": "Version {number} is published. Every line serves it within seconds.",
+    "content_rolled_back": "Version {number} is back, published as version {new}.",
+    "content_nothing_to_publish": "There is no draft to publish.",
+    "content_draft_changed": "The draft changed since you opened this page. Look at the changes, then publish again.",
+    "content_no_version": "There is no such version.",
+    "content_csv_bad": "Choose a CSV file (at most 2 MB).",
+    "content_csv_columns": "The CSV needs the columns kind, key, lang and text (download one to see).",
+    "content_csv_done": ("{changed} text(s) changed, {unchanged} unchanged, {refused} row(s) refused, "
+                         "{conflicts} changed meanwhile by someone else (not applied)."),
+    "content_keys_syntax": "Line {line}: write a key, =, and where it leads, e.g. 1 = main",
+    "content_nodes_caption": "The voice menu: every node, its keys and where they lead",
+    "content_node": "Menu node",
+    "content_node_type": "Type",
+    "content_keys": "Keys",
+    "content_keys_help": "Keys, one per line: key = where it leads (a node), e.g. 1 = msg_before_you_go",
+    "content_timeout": "Seconds to wait for a key",
+    "content_no_input": "When no key is pressed",
+    "content_wrong_key": "When a wrong key is pressed",
+    "content_retries": "Tries before moving on",
+    "content_then": "Then go to (a node)",
+    "content_draft": "The draft",
+    "content_draft_older": ("The draft was started from version {based}; version {number} has been published since. "
+                            "Publishing the draft replaces it."),
+    "content_publish_note": "What changed (for the log)",
+    "content_publish": "Publish the draft",
+    "content_versions_caption": "Every published version; any of them can be brought back",
+    "content_version": "Version",
+    "content_published_at": "Published",
+    "content_note": "Note",
+    "content_live": "what callers hear",
+    "content_rollback_to": "Bring back version {number}",
+    "content_mark_needs_review": "Needs review again",
+    "content_mark_draft": "Back to draft (not ready)",
+    "content_draft_first": "Everything below is in the draft until the first publish.",
+}
+EN.update(CONTENT_EN)

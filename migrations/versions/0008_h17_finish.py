@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 
 revision = '0006_h17_finish'
-down_revision = '0002_h15_detect'
+down_revision = '0006_h16_record'
 branch_labels = None
 depends_on = None
 
