@@ -223,7 +223,7 @@ def test_two_workers_rolling_up_at_once_count_each_day_once(db, res):
     for t in threads:
         t.join()
     db.expire_all()
-    assert rollups.rolled_through(db, TZ) == date(2026, 3, 18)
+    assert rollups.rolled_through(db, TZ) == date(2026, 3, 19)
     assert db.scalar(sa.select(sa.func.sum(ReportCallDay.calls))) == 8  # not twice
     assert snapshot(reports.build(db, PERIOD)) == live
     assert len(errors) <= 1
