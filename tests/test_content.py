@@ -280,6 +280,7 @@ def test_publish_from_the_console_reaches_sms_at_once_and_is_audited(db, client,
     assert resp.status_code == 302
     html = client.get("/staff/content/versions").get_data(as_text=True)
     assert "Version 1 is back, published as version 2" in html
+    assert "Callers now get" in client.get("/staff/content").get_data(as_text=True)  # nothing reviewed yet
 
 
 def test_staff_hear_a_take_and_callers_hear_only_the_published_one(db, client, editor, store, twilio) -> None:

@@ -789,6 +789,7 @@ CONTENT_EN: dict[str, str] = {
     "content_mark_needs_review": "Needs review again",
     "content_mark_draft": "Back to draft (not ready)",
     "content_draft_first": "Everything below is in the draft until the first publish.",
+    "content_live_unreviewed": "Callers now get {count} text(s) or recording(s) no reviewer has checked.",
 }
 CONTENT_KM: dict[str, str] = {
     "role_content": "មាតិកា",
@@ -885,6 +886,7 @@ CONTENT_KM: dict[str, str] = {
     "content_mark_needs_review": "ត្រូវពិនិត្យម្តងទៀត",
     "content_mark_draft": "ត្រឡប់ទៅសេចក្តីព្រាង (មិនទាន់រួចរាល់)",
     "content_draft_first": "អ្វីៗខាងក្រោមស្ថិតក្នុងសេចក្តីព្រាង រហូតដល់ការបោះផ្សាយលើកដំបូង។",
+    "content_live_unreviewed": "ឥឡូវនេះ អ្នកហៅទទួលបានអត្ថបទ ឬការថត {count} ដែលមិនទាន់មាននរណាពិនិត្យ។",
 }
 EN.update(CONTENT_EN)
 KM.update(CONTENT_KM)
