@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint check clean
+.PHONY: setup run test lint check clean i18n
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: setup
 
 check: setup  ## validate the IVR and SMS scripts and the audio set
 	$(VENV)/bin/hotline scripts check
+
+i18n: setup  ## Khmer drafts in dict style (i18n.KM_PENDING, or FROM=other/i18n.py) -> hotline/translations/km .po
+	$(PY) -m hotline.catalog $(if $(FROM),--from-dicts $(FROM)) && $(PY) -m hotline.catalog --check
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

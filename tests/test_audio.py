@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hotline.audio_tools import FORMAT, AudioError, decode, encode, import_dir, load_manifest
+from hotline.audio_tools import FORMAT, LOUDNESS, AudioError, import_dir, load_manifest
 from hotline.cli import cli
 from hotline.menus.loader import load_script
+from tests.test_audio_pipeline import loudness
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = load_script(ROOT / "ivr_scripts" / "voice")
@@ -68,9 +69,13 @@ def test_import_trims_normalises_and_records_duration_and_checksum(tmp_path: Pat
     entry = json.loads((audio_dir / "manifest.json").read_text())["prompts"]["km"]["goodbye"]
     assert (entry["status"], entry["duration"], entry["source"]) == ("recorded", secs, "goodbye.wav")
     assert entry["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
-    seg = decode(out, tmp_path)
-    assert (seg.channels, seg.frame_rate) == (1, 16000)
-    assert -20.5 < seg.dBFS < -15.5  # normalised from a quiet -29 dBFS tone
+    import subprocess
+
+    from hotline.audio_tools import ffmpeg
+
+    info = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(out)], capture_output=True, text=True).stderr
+    assert "16000 Hz, mono" in info
+    assert abs(loudness(out) - LOUDNESS["I"]) < 1.5  # EBU R128 loudness, from a quiet -29 dBFS tone
 
 
 OUTBOUND = ("outbound_greeting", "outbound_safe_check", "outbound_connecting", "outbound_goodbye", "outbound_sorry",
@@ -126,7 +131,7 @@ def test_unreadable_file_is_refused_not_crashing(tmp_path: Path, audio_dir: Path
     src.mkdir()
     (src / "goodbye.ogg").write_bytes(b"not audio at all")
     report = import_dir(src, "km", SCRIPT, audio_dir)
-    assert report.refused[0][0] == "goodbye.ogg" and "ffmpeg could not read" in report.refused[0][1]
+    assert report.refused[0][0] == "goodbye.ogg" and report.refused[0][1].startswith("not audio: ffmpeg cannot read")
 
 
 def test_audio_import_command_reports_and_fails_on_refusals(tmp_path: Path, audio_dir: Path) -> None:
@@ -152,11 +157,27 @@ def test_audio_check_prints_the_matrix(tmp_path: Path, audio_dir: Path) -> None:
     assert line.split()[:3] == ["goodbye", "recorded", line.split()[2]] and "missing" in line
     shipped = CliRunner().invoke(cli, ["audio", "check"])
     assert shipped.exit_code == 0, shipped.output
-    assert shipped.output.rstrip().endswith("126 placeholder")
+    assert shipped.output.rstrip().endswith("129 placeholder")
 
 
-def test_encode_gives_the_delivery_format(tmp_path: Path) -> None:
-    seg = decode(write_wav(tmp_path / "x.wav", tone(0.5, 0.3)), tmp_path)
-    encode(seg, tmp_path / "x.mp3", tmp_path)
-    again = decode(tmp_path / "x.mp3", tmp_path)
-    assert (again.channels, again.frame_rate) == (1, 16000)
+def test_audio_import_into_the_draft_uses_the_pipeline_and_review(tmp_path: Path, settings, db) -> None:
+    from hotline.services import content
+    from tests.test_accounts import env_for
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_wav(src / "goodbye.wav", tone(1.0, 0.05, lead=1.0, trail=1.0))
+    write_wav(src / "main_menu.wav", [0.0] * 22050)
+    write_wav(src / "no_such_prompt.wav", tone(0.6, 0.3))
+    result = CliRunner().invoke(cli, ["audio", "import", str(src), "--lang", "km", "--draft"], env=env_for(settings))
+    assert result.exit_code == 1
+    assert "imported km/goodbye.mp3" in result.stdout and "into the draft" in result.stdout
+    assert "refused main_menu.wav: silent:" in result.stderr
+    assert "refused no_such_prompt.wav: 'no_such_prompt' is not a prompt" in result.stderr
+    db.expire_all()
+    take = content.cell(db, "goodbye", "km").take
+    assert take is not None and take.source == "import" and str(take.review) == "needs_review"
+    assert content.cell(db, "main_menu", "km").take is None
+    assert content.store_for(settings).exists(take.sha256)
+    starter = hashlib.sha256((ROOT / "audio" / "km" / "goodbye.mp3").read_bytes()).hexdigest()
+    assert starter == load_manifest(ROOT / "audio")["prompts"]["km"]["goodbye"]["sha256"] != take.sha256

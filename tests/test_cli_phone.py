@@ -73,14 +73,15 @@ def test_call_walks_the_menus_to_a_message_and_leaves_an_urgent_recording(live_s
     from hotline.models import Recording
     from tests.conftest import run_worker_burst
 
-    # km, main menu 1, silence twice (the message's two parts), 9 urgent; then Enter for each of
-    # "nobody answers" (in office hours) and "send the sample recording", and silence or hang up.
+    # km, main menu 1, silence twice (the message's two parts), then at the province question (a new
+    # caller, asked once after a message) 9 urgent, which works there as anywhere; then Enter for each
+    # of "nobody answers" (in office hours) and "send the sample recording", and silence or hang up.
     result = run(live_server, ["call", "--from", "+85512345678", "--lang", "en", "--no-play"],
                  "1\n1\n\n\n9\n\n\n\nh\n")  # silence at the category question after the recording
     assert result.exit_code == 0, result.output
     out = result.output
     order = ["▶ km/choose_language.mp3", "▶ km/main_menu.mp3", "(en) Main menu.", "▶ km/msg_before_you_go_1.mp3",
-             "▶ km/msg_before_you_go_2.mp3", "▶ km/after_message.mp3", "▶ km/urgent_numbers_kh.mp3",
+             "▶ km/msg_before_you_go_2.mp3", "▶ km/ask_province.mp3", "▶ km/urgent_numbers_kh.mp3",
              "▶ km/urgent_record.mp3",
              "● recording sent", "▶ km/urgent_thanks.mp3", "call ended: completed"]
     positions = [out.find(marker) for marker in order]

@@ -162,12 +162,19 @@ def post_routes(app: Flask) -> list[str]:
 # -- malformed requests ----------------------------------------------------------------------------------
 
 def test_a_body_over_the_limit_is_413_on_every_post_route(app: Flask, admin, quiet_logs) -> None:
+    from hotline.web import UPLOAD_LIMITS
+    from tests.test_security import concrete_path
+
     token = csrf(admin)
-    limit = app.config["MAX_CONTENT_LENGTH"]
-    body = b"csrf_token=" + token.encode() + b"&Body=" + b"x" * limit
     routes = post_routes(app)
     assert len(routes) >= 10
+    uploads = {concrete_path(r): UPLOAD_LIMITS[r.endpoint] for r in app.url_map.iter_rules()
+               if r.endpoint in UPLOAD_LIMITS}
+    assert uploads, "the recording upload has a limit of its own"
     for path in routes:
+        # A route with a larger limit of its own (a recording upload) is refused over that limit.
+        limit = uploads.get(path, app.config["MAX_CONTENT_LENGTH"])
+        body = b"csrf_token=" + token.encode() + b"&Body=" + b"x" * limit
         quiet_logs.clear()
         resp = admin.post(path, data=body, content_type="application/x-www-form-urlencoded",
                           headers={"X-CSRFToken": token, "X-Twilio-Signature": "c2lnbmVk"})

@@ -178,6 +178,14 @@ class Phone:
         return [tuple(r) for r in rows]
 
 
+@pytest.fixture(autouse=True)
+def _without_the_province_question(app):
+    """These tests write out the menu's exact TwiML for callers never asked their province, whose URLs
+    would carry `p=1`: they run without the question, which tests/test_province_question.py covers."""
+    rt = app.extensions["hotline.ivr"]
+    app.extensions["hotline.ivr"] = dataclasses.replace(rt, script=dataclasses.replace(rt.script, province_node=None))
+
+
 @pytest.fixture
 def phone(app, twilio, db):
     def make(from_: str = KH_CALLER, when: datetime = CLOSED) -> Phone:

@@ -71,7 +71,8 @@ def test_shipped_script_loads_with_every_prompt_in_every_language_marked_for_rev
     assert all(set(p.texts) == set(SCRIPT.languages) for p in SCRIPT.prompts.values())
     assert all(t.review == "native-speaker" for p in SCRIPT.prompts.values() for t in p.texts.values())
     assert SCRIPT.global_keys == {"9": "urgent", "8": "callback", "*": "repeat", "0": "main"}
-    assert {n.type for n in SCRIPT.nodes.values()} == {"menu", "message", "urgent", "callback", "resume", "hangup"}
+    assert {n.type for n in SCRIPT.nodes.values()} == {"menu", "message", "urgent", "callback", "resume", "hangup",
+                                                         "province"}
 
 
 def test_unknown_target_is_named_with_file_node_and_field(voice_copy: Path) -> None:
@@ -155,8 +156,8 @@ def test_scripts_check_command_reports_problems_and_fails(voice_copy: Path) -> N
 def test_scripts_check_command_passes_on_the_shipped_script() -> None:
     result = CliRunner().invoke(cli, ["scripts", "check"])
     assert result.exit_code == 0, result.output
-    assert "15 nodes, 42 prompts, languages km, th, en: valid (126 texts marked for review)" in result.output
-    assert "audio: all 126 prompt files present" in result.output
+    assert "16 nodes, 43 prompts, languages km, th, en: valid (129 texts marked for review)" in result.output
+    assert "audio: all 129 prompt files present" in result.output
     assert "ivr_scripts/sms: ok: 3 languages, 144 replies within 2 parts" in result.output
     assert "sms_consent.yaml: valid (3 questions and replies" in result.output
 

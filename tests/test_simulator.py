@@ -180,6 +180,24 @@ def test_with_simulator_staff_an_admin_may_use_it_and_no_other_role(staff_only_a
     assert client.get("/simulator/api/outbox").status_code == 200
 
 
+def test_with_simulator_staff_a_reports_account_is_refused_everywhere(staff_only_app: Flask, db) -> None:
+    # A `reports` account sees aggregate counts only: it must not pose as a caller, read the outbox
+    # of texts sent to the simulated phones, or place a call through the webhooks.
+    client = _login(staff_only_app, "reports")
+    page = client.get("/staff/reports")
+    assert page.status_code == 200  # its login works: the refusal is the simulator's
+    assert client.get("/simulator").status_code == 403
+    assert client.get("/simulator/api/outbox").status_code == 403
+    token = re.search(r'name="csrf[-_]token" (?:type="hidden" )?(?:value|content)="([^"]+)"',
+                      page.get_data(as_text=True))
+    assert token is not None
+    headers = {"X-CSRFToken": token.group(1)}
+    assert client.post("/simulator/api/calls", json={"from": "+85512345678"}, headers=headers).status_code == 403
+    assert client.post("/simulator/api/sms", json={"from": "+66812345678", "body": "HELP"},
+                       headers=headers).status_code == 403
+    assert db.scalar(sa.select(sa.func.count()).select_from(Caller)) == 0  # nothing reached the webhooks
+
+
 def test_with_simulator_staff_only_the_simulators_own_numbers_may_call_or_text(staff_only_app: Flask, db) -> None:
 
 

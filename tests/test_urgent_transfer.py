@@ -19,6 +19,7 @@ from tests.test_ivr_webhooks import (
     TH_CALLER,
     A,
     Phone,
+    _without_the_province_question,  # noqa: F401  (autouse: exact TwiML)
     dial,
     gather,
     play,

@@ -10,7 +10,16 @@ import sqlalchemy as sa
 from hotline.models import Call, CallbackRequest, Caller, Case
 from hotline.phones import is_withheld
 from hotline.services import cases
-from tests.test_ivr_webhooks import OPEN, Phone, callback_confirm, gather, main_menu, resp, url
+from tests.test_ivr_webhooks import (
+    OPEN,
+    Phone,
+    _without_the_province_question,  # noqa: F401  (autouse: exact TwiML)
+    callback_confirm,
+    gather,
+    main_menu,
+    resp,
+    url,
+)
 
 WORDS = ["anonymous", "Anonymous", "RESTRICTED", "UNKNOWN", "BLOCKED", ""]
 DIGITS = ["+266696687", "+7378742833", "+8656696", "+2562533", "266696687", "7378742833", "8656696", "2562533"]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from hotline.menus.schema import Script
+
+if TYPE_CHECKING:
+    from hotline.audio_tools import ImportReport
 
 SCRIPT_DIR = Path(__file__).resolve().parent.parent.parent / "ivr_scripts" / "voice"
 
@@ -87,20 +91,28 @@ def register(cli: click.Group) -> None:
         if any(st == "missing" for _, cells in rows for st, _ in cells.values()):
             raise click.ClickException("some prompts have no audio file")
 
-    @audio.command("import", help="Import recordings (wav, mp3, m4a, ogg) named after the prompts' audio names.")
+    @audio.command("import", help="Import recordings (any format ffmpeg reads: wav, mp3, m4a, ogg ...) named after "
+                                  "the prompts, e.g. main_menu.m4a; --draft puts them into the content studio's draft.")
     @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
     @click.option("--lang", required=True, help="Language of the recordings, e.g. km.")
-    @click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
-    def audio_import(directory: Path, lang: str, audio_dir: Path | None) -> None:
+    @click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="The starter set to write into (default: the repo's audio/).")
+    @click.option("--draft", is_flag=True, help="Into the draft (marked for review, heard once published) instead "
+                                                "of the starter set.")
+    def audio_import(directory: Path, lang: str, audio_dir: Path | None, draft: bool) -> None:
         from hotline.audio_tools import AUDIO_DIR, AudioError, import_dir
 
-        script = _script(SCRIPT_DIR)
         try:
-            report = import_dir(directory, lang, script, audio_dir or AUDIO_DIR)
+            if draft:
+                report = _import_into_draft(directory, lang)
+            else:
+                report = import_dir(directory, lang, _script(SCRIPT_DIR), audio_dir or AUDIO_DIR)
         except AudioError as exc:
             raise click.ClickException(str(exc)) from None
+        where = "the draft" if draft else f"{lang}/"
         for name, secs in report.imported:
-            click.echo(f"imported {lang}/{name}.mp3 ({secs:.1f}s)")
+            click.echo(f"imported {lang}/{name}.mp3 ({secs:.1f}s) into {where}" if draft
+                       else f"imported {lang}/{name}.mp3 ({secs:.1f}s)")
         for file, reason in report.refused:
             click.echo(f"refused {file}: {reason}", err=True)
         click.echo(f"{len(report.imported)} imported, {len(report.refused)} refused")
@@ -115,3 +127,40 @@ def register(cli: click.Group) -> None:
 
         written = placeholders(_script(SCRIPT_DIR), audio_dir or AUDIO_DIR, force=force)
         click.echo(f"{len(written)} placeholder(s) written")
+
+
+def _import_into_draft(directory: Path, lang: str) -> ImportReport:
+    """Each file through the same pipeline as the console's recorder, into the draft (one at a time:
+    a refused file leaves the others in)."""
+    from hotline.audio_tools import IMPORTABLE, AudioError, ImportReport  # noqa: F811
+    from hotline.cli import settings_or_exit
+    from hotline.db import Database
+    from hotline.services import content
+    from hotline.services.takes import put_take
+
+    settings = settings_or_exit()
+    database = Database(settings.database_url)
+    report = ImportReport()
+    try:
+        with database.session() as s:
+            if lang not in content.languages(s, content.draft(s)):
+                raise AudioError(f"{lang!r} is not a language of the content")
+            s.commit()
+            files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMPORTABLE)
+            for path in files:
+                try:
+                    with s.begin_nested():
+                        stored = put_take(s, settings, prompt_id=path.stem, lang=lang, src=path, source="import",
+                                          staff_id=None)
+                except AudioError as exc:
+                    report.refused.append((path.name, str(exc)))
+                    continue
+                except content.ContentError:
+                    report.refused.append((path.name, f"'{path.stem}' is not a prompt; name the file after the "
+                                                      "prompt, e.g. main_menu.m4a"))
+                    continue
+                s.commit()
+                report.imported.append((path.stem, stored.made.seconds))
+    finally:
+        database.dispose()
+    return report

@@ -58,6 +58,7 @@ class Context:
     country: str | None = None  # of the caller's number: picks local numbers, on-call list
     own_number: bool = True  # the caller ID is a number we can call back
     can_dial: bool = True  # someone is on call to ring (the web layer knows)
+    ask_province: bool = False  # the caller was never asked their province (the web layer knows)
     parse_phone: Callable[[str], str | None] = field(default=lambda _digits: None, compare=False)
 
 
@@ -143,7 +144,18 @@ class SetConsent:
     answer: bool
 
 
-Effect = SetLanguage | OpenUrgentCase | RequestCallback | SetCallbackTime | SetConsent | SetCaseCategory
+@dataclass(frozen=True)
+class AskedProvince:
+    """The province question is being asked: never again for this caller, answered or not."""
+
+
+@dataclass(frozen=True)
+class SetProvince:
+    code: str  # hotline.services.places code, from the caller's key
+
+
+Effect = (SetLanguage | OpenUrgentCase | RequestCallback | SetCallbackTime | SetConsent | SetCaseCategory
+          | AskedProvince | SetProvince)
 # Callback stages asked after another person's number, in order (each only if the node has its prompt).
 CONSENT_STAGES = ("consent_contact", "consent_share")
 
@@ -221,6 +233,8 @@ class _Turn:
             return self.next_part(node, st)
         if node.type == "callback" and st.stage == "number":
             return self.number(node, st, inp)
+        if node.type == "province":
+            return self.province(node, st, inp)
         if inp.kind == Kind.KEY:
             return self.key(node, st, inp.digits)
         return self.silence(node, st)
@@ -355,7 +369,26 @@ class _Turn:
         if part + 1 < len(node.parts_for(self.ctx.country)):
             return self.message_part(node, State(node.id, st.lang), part + 1)
         self.event("message_completed", node.id)
+        if self.ctx.ask_province and self.script.province_node:
+            # Once per caller, only ever after a message has been heard: which province, if they wish.
+            self.effects.append(AskedProvince())
+            return self.enter(self.script.province_node, st.lang, ref=node.id)
         return self.ask(node, State(node.id, st.lang, "after"))
+
+    def province(self, node: Node, st: State, inp: Input) -> Step:
+        """The answer to the province question; silence or an unused key is no answer, and the caller
+        goes on to what follows the message they heard (`st.ref`), with no retry and no dead air."""
+        digit = inp.digits.strip() if inp.kind == Kind.KEY else ""
+        code = node.provinces.get(digit)
+        if code is None and node.globals and digit in self.script.global_keys:
+            return self.key(node, st, digit)  # 9 (urgent help), 8, 0 and * work here as anywhere
+        if code:
+            self.effects.append(SetProvince(code))
+        self.event("province", node.id, code or ("wrong_key" if digit else "skipped"))
+        message = self.script.nodes.get(st.ref)
+        if message is not None and message.type == "message":
+            return self.ask(message, State(message.id, st.lang, "after"))
+        return self.enter(self.script.main, st.lang)
 
     # -- urgent help --------------------------------------------------------------------------------
 

@@ -52,10 +52,11 @@ NODE_FIELDS = {
     "callback": {"prompts", "next", "number_timeout"},
     "resume": {"prompt", "keys"},
     "hangup": {"prompt"},
+    "province": {"prompt", "provinces"},
 }
 INHERITED = ("timeout", "no_input", "wrong_key")  # node fields `defaults` may set
 TOP_FIELDS = {"languages", "default_language", "start", "main", "global_keys", "office_hours", "resume",
-              "common_prompts", "defaults", "nodes"}
+              "common_prompts", "defaults", "nodes", "province_question"}
 
 
 @dataclass(frozen=True)
@@ -232,11 +233,14 @@ class _Builder:
         common = self._common(m.get("common_prompts"))
         resume_node, resume_hours = self._resume(m.get("resume"), nodes)
         office = self._office_hours(m.get("office_hours"))
+        province_node = self._province_question(m.get("province_question"), nodes)
         if self.problems:
             return None
         roots = [start, main, *(t for t in global_keys.values() if t != REPEAT)]
         if resume_node:
             roots.append(resume_node)
+        if province_node:
+            roots.append(province_node)
         self._check_reachable(nodes, roots)
         self._check_silent_paths(nodes)
         self._check_prompts()
@@ -244,7 +248,8 @@ class _Builder:
             return None
         return Script(languages=languages, default_language=default_language, start=start, main=main,
                       resume_node=resume_node, resume_within_hours=resume_hours, global_keys=global_keys,
-                      office_hours=office, common=common, nodes=nodes, prompts=self.prompts, files=files)
+                      office_hours=office, common=common, nodes=nodes, prompts=self.prompts, files=files,
+                      province_node=province_node)
 
     # -- pieces -------------------------------------------------------------------------------------
 
@@ -352,7 +357,7 @@ class _Builder:
         if ntype != "hangup":
             for key in ("no_input", "wrong_key"):
                 kw[key] = None if key in bad else self._exhaust(nid, key, merged.get(key))
-        if ntype in ("menu", "resume", "hangup"):
+        if ntype in ("menu", "resume", "hangup", "province"):
             kw["prompt"] = self._prompt_ref(nid, "prompt", spec.get("prompt"))
         kw["all_languages"] = bool(spec.get("all_languages", False))
         if spec.get("every_language") is not None:
@@ -380,6 +385,8 @@ class _Builder:
                 kw["categories"] = self._categories(nid, spec["categories"], kw["prompts"])
             if "numbers_by_country" in spec:
                 kw["numbers_by_country"] = self._numbers(nid, spec["numbers_by_country"])
+        if ntype == "province":
+            kw["provinces"] = self._provinces(nid, spec.get("provinces"))
         if ntype == "callback":
             kw["number_timeout"] = self._int(nid, "number_timeout", spec.get("number_timeout", 10), 3, 30)
         if ntype == "resume" and CONTINUE not in {r.target for r in kw["keys"].values()}:
@@ -401,6 +408,33 @@ class _Builder:
                 continue
             out[str(key)] = str(category)
         return out
+
+    def _provinces(self, nid: str, raw: Any) -> dict[str, str]:
+        """`provinces: {"1": "01", ...}`: keys (not the global ones) naming province codes (01-25)."""
+        if not isinstance(raw, dict) or not raw:
+            self.err(nid, "provinces", "must map keys to province codes: {'1': '01', ...}")
+            return {}
+        out = {}
+        for key, code in raw.items():
+            text = str(code)
+            if str(key) not in KEYS or str(key) in self.global_keys or not (
+                    len(text) == 2 and text.isdigit() and 1 <= int(text) <= 25):
+                self.err(nid, f"provinces.{key}", "must be a key that is not a global key, naming a province "
+                                                  "code from '01' to '25' (ISO 3166-2:KH)")
+                continue
+            out[str(key)] = text
+        return out
+
+    def _province_question(self, raw: Any, nodes: Mapping[str, Node | None]) -> str | None:
+        if raw is None:
+            return None
+        target = nodes.get(str(raw))
+        if target is None and str(raw) in self.node_ids:
+            return None  # the node itself is invalid, and named already
+        if target is None or target.type != "province":
+            self.err(None, "province_question", f"{raw!r} is not a node of type province")
+            return None
+        return str(raw)
 
     def _numbers(self, nid: str, raw: Any) -> dict[str, str]:
         """`numbers_by_country: {TH: prompt, KH: prompt, default: prompt}`: said before the recording."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, tzinfo
 
-NODE_TYPES = ("menu", "message", "urgent", "callback", "resume", "hangup")
+NODE_TYPES = ("menu", "message", "urgent", "callback", "resume", "hangup", "province")
 REPEAT = "repeat"  # a global key action: replay the node the caller is in
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -66,6 +66,8 @@ class Node:
     # urgent: the numbers that can act tonight, by the caller's country (a prompt id each), played
     # before the recording prompt; "default" for a withheld number or a country without its own list.
     numbers_by_country: Mapping[str, str] = field(default_factory=dict)
+    # province: key -> province code (hotline.services.places), asked once per caller after a message.
+    provinces: Mapping[str, str] = field(default_factory=dict)
 
     def parts_for(self, country: str | None) -> tuple[str, ...]:
         """Message parts for the caller's country (e.g. local numbers), else the `default` ones."""
@@ -101,6 +103,7 @@ class Script:
     nodes: Mapping[str, Node]
     prompts: Mapping[str, Prompt]
     files: tuple[str, ...] = ()
+    province_node: str | None = None  # asked once per caller after a message ends (optional)
 
     def audio(self, prompt_id: str, lang: str) -> str:
         return self.prompts[prompt_id].texts[lang].audio

@@ -7,7 +7,7 @@ Message bodies and recordings are purged after a retention period; counts surviv
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -101,12 +101,19 @@ class Caller(Base):
 
     __tablename__ = "callers"
     id: Mapped[int] = mapped_column(primary_key=True)
-    phone: Mapped[str | None] = mapped_column(sa.String(20), unique=True)  # None once purged (retention)
+    # E.164, or a chat contact's channel address ("telegram:123", "messenger:PSID", "line:U…").
+    phone: Mapped[str | None] = mapped_column(sa.String(64), unique=True)  # None once purged (retention)
     country: Mapped[str | None] = mapped_column(sa.String(2))
     language: Mapped[Language | None] = mapped_column(_enum(Language))
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The voice menu asks once, after a message, which province the caller is from (skippable):
+    # `province_asked_at` is set when asked (answered or not), `province` holds the answer's code.
+    province: Mapped[str | None] = mapped_column(sa.String(2))
+    province_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A chat contact who gave a phone number (a callback request): the caller of that number.
+    linked_caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"))
 
 
 class Call(Base):
@@ -160,7 +167,7 @@ class Message(Base):
     direction: Mapped[Direction] = mapped_column(_enum(Direction))
     channel: Mapped[str] = mapped_column(sa.String(16), default="sms")
     caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"), index=True)
-    peer: Mapped[str | None] = mapped_column(sa.String(20))  # the other party's number; None once purged
+    peer: Mapped[str | None] = mapped_column(sa.String(64))  # number or channel address; None once purged
     body: Mapped[str | None] = mapped_column(EncryptedText)  # encrypted at rest; purged after retention
     language: Mapped[Language | None] = mapped_column(_enum(Language))
     status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus))
@@ -353,7 +360,7 @@ class OnCallEntry(Base):
     __tablename__ = "oncall_roster"
     id: Mapped[int] = mapped_column(primary_key=True)
     country: Mapped[str] = mapped_column(sa.String(2))
-    phone: Mapped[str] = mapped_column(sa.String(20))
+    phone: Mapped[str] = mapped_column(sa.String(64))  # E.164, or a chat address for alerts ("telegram:…")
     name: Mapped[str] = mapped_column(sa.String(120), default="")
     position: Mapped[int] = mapped_column(sa.Integer, default=0)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
@@ -468,3 +475,141 @@ class ContentTake(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+
+class StaffPin(Base):
+    """A staff member's PIN for the content line (recording prompts by phone): argon2, like passwords.
+
+    Kept apart from the password: a PIN typed on a phone keypad is short, so it has its own lockout
+    (LOCK_AFTER wrong PINs in a row lock the PIN, not the console login).
+    """
+
+    __tablename__ = "staff_pins"
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True)
+    pin_hash: Mapped[str] = mapped_column(sa.String(255))
+    failed: Mapped[int] = mapped_column(sa.Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+
+
+class ContentCall(Base):
+    """One call to the content line: who proved their PIN on it (staff_id stays None until then)."""
+
+    __tablename__ = "content_calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    pin_tries: Mapped[int] = mapped_column(sa.Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PhoneTake(Base):
+    """A prompt recorded on the content line: Twilio's recording, then (kept) our processed copy in the draft.
+
+    recorded -> kept (1 pressed; job queued) -> stored (in the draft) | refused (the pipeline's reason)
+    recorded -> discarded (2 pressed: record again); failed when Twilio never delivered the file.
+    """
+
+    __tablename__ = "phone_takes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_call_id: Mapped[int] = mapped_column(sa.ForeignKey("content_calls.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="SET NULL"))
+    lang: Mapped[str] = mapped_column(sa.String(8))
+    prompt_id: Mapped[str] = mapped_column(sa.String(80))
+    recording_sid: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    remote_url: Mapped[str | None] = mapped_column(sa.String(512))
+    duration_s: Mapped[int | None] = mapped_column(sa.Integer)
+    status: Mapped[str] = mapped_column(sa.String(16), default="recorded")
+    reason: Mapped[str | None] = mapped_column(sa.String(300))
+    seconds: Mapped[float | None] = mapped_column(sa.Float)  # after the pipeline
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+# --- daily roll-ups for the reports (hotline.services.rollups): counts only, never a number ------
+
+class ReportRollupState(Base):
+    """How far the roll-ups reach: every local day up to `through` (in zone `tz`) is rolled up."""
+
+    __tablename__ = "report_rollup_state"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tz: Mapped[str] = mapped_column(sa.String(64))
+    through: Mapped[date] = mapped_column(sa.Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+
+
+class ReportCallDay(Base):
+    """Inbound calls per local day and dimension (line, language, the caller's country, hang-up node:
+    None while the call had not ended, "" when it ended before any node)."""
+
+    __tablename__ = "report_call_days"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    line: Mapped[str] = mapped_column(sa.String(16))
+    language: Mapped[str | None] = mapped_column(sa.String(24))
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    hang_node: Mapped[str | None] = mapped_column(sa.String(64))
+    calls: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ReportEventDay(Base):
+    """Messages started (kind message_part: first parts only) and heard to the end, per day and node."""
+
+    __tablename__ = "report_event_days"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    node: Mapped[str | None] = mapped_column(sa.String(64))
+    events: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ReportFunnelDay(Base):
+    """Distinct calls with an event of `kind` that day, and how many of them had one the day before
+    too (so distinct calls over a range are the sum of `calls` less the `spanning` inside it)."""
+
+    __tablename__ = "report_funnel_days"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    calls: Mapped[int] = mapped_column(sa.Integer)
+    spanning: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ReportCallerDay(Base):
+    """One row per caller per local day with a menu call: the caller's previous such day and the day
+    the number first reached us. Distinct callers in any range [a, b] are the rows in it whose
+    `prev_day` is before a, so counts stay exact without a DISTINCT. `caller_id` only links the next
+    day's row to this one; the retention purge empties it with the caller's number."""
+
+    __tablename__ = "report_caller_days"
+    __table_args__ = (sa.Index("ix_report_caller_days_caller_day", "caller_id", "day"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    caller_id: Mapped[int | None] = mapped_column(sa.Integer)
+    prev_day: Mapped[date | None] = mapped_column(sa.Date)
+    first_day: Mapped[date | None] = mapped_column(sa.Date)
+
+
+class ReportCallerCount(Base):
+    """Per day, from `report_caller_days`: callers whose day it is first in its week (month) as of that
+    day, and those of them whose number first reached us that week (month). A whole period's distinct
+    and first-time callers are the sums over its days."""
+
+    __tablename__ = "report_caller_counts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    week_callers: Mapped[int] = mapped_column(sa.Integer)
+    week_first: Mapped[int] = mapped_column(sa.Integer)
+    month_callers: Mapped[int] = mapped_column(sa.Integer)
+    month_first: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ChannelEvent(Base):
+    """A chat platform's event id, once: a redelivered or racing duplicate fails the unique key and
+    is acted on no more (hotline.services.chat). Kept as long as the messages it made."""
+
+    __tablename__ = "channel_events"
+    __table_args__ = (sa.UniqueConstraint("channel", "event_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    event_id: Mapped[str] = mapped_column(sa.String(96))
+    kind: Mapped[str] = mapped_column(sa.String(16))  # text | button | voice | unsupported
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now(), index=True)

@@ -285,3 +285,26 @@ def record_outcome(session: Session, settings: Settings, req: CallbackRequest, o
     session.flush()
     session.refresh(req)
     return attempt
+
+
+# --- single rows and small changes the console asks for -----------------------------------------
+
+
+def get_case(session: Session, case_id: int) -> Case | None:
+    return session.get(Case, case_id)
+
+
+def get_callback(session: Session, callback_id: int) -> CallbackRequest | None:
+    return session.get(CallbackRequest, callback_id)
+
+
+def get_recording(session: Session, recording_id: int) -> Recording | None:
+    return session.get(Recording, recording_id)
+
+
+def set_place(case: Case, province: str | None, district: str | None) -> tuple[str | None, str | None]:
+    """Set (or clear) the home province and district of the person the case is about (already
+    checked by hotline.services.places.check); returns what they were."""
+    before = (case.province, case.district)
+    case.province, case.district = province, district
+    return before

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from hotline.background.outbox import add_job
 from hotline.db import Database, insert_ignore, utcnow
 from hotline.menus.engine import (
+    AskedProvince,
     Effect,
     Event,
     OpenUrgentCase,
@@ -29,6 +30,7 @@ from hotline.menus.engine import (
     SetCaseCategory,
     SetConsent,
     SetLanguage,
+    SetProvince,
 )
 from hotline.menus.schema import Script
 from hotline.models import (
@@ -58,6 +60,7 @@ class CallStart:
     call_id: int
     language: str | None  # remembered for the number, if any
     resume: str | None  # "message_node:part" a dropped call stopped in
+    ask_province: bool = False  # never asked their province (never true for a withheld caller ID)
 
 
 def begin_call(session: Session, script: Script, *, call_sid: str, from_: str, to: str,
@@ -81,7 +84,8 @@ def begin_call(session: Session, script: Script, *, call_sid: str, from_: str, t
         return CallStart(call_id, None, None)
     lang = str(caller.language) if caller.language else None
     resume, prev_lang = _dropped_message(session, script, caller, call_id, now)
-    return CallStart(call_id, lang or (prev_lang if resume else None), resume)
+    ask = bool(script.province_node) and caller.province_asked_at is None and not is_withheld(from_)
+    return CallStart(call_id, lang or (prev_lang if resume else None), resume, ask_province=ask)
 
 
 def _dropped_message(session: Session, script: Script, caller: Caller, call_id: int,
@@ -273,6 +277,13 @@ def apply_effects(session: Session, effects: Sequence[Effect], *, call_id: int |
                                 .where(CallbackRequest.source_sid == call_sid,
                                        CallbackRequest.status.in_(intake.OPEN_STATES))
                                 .values(consent_contact=effect.answer))
+        elif isinstance(effect, AskedProvince | SetProvince) and call_id:
+            # On the caller's row (a withheld caller has none, and is never asked): asked once only.
+            caller_id = sa.select(Call.caller_id).where(Call.id == call_id).scalar_subquery()
+            values: dict[str, Any] = ({"province_asked_at": utcnow()} if isinstance(effect, AskedProvince)
+                                      else {"province": effect.code})
+            session.execute(sa.update(Caller).where(Caller.id == caller_id).values(values)
+                            .execution_options(synchronize_session=False))
         elif isinstance(effect, SetCaseCategory) and call_sid:
             # The caller's answer after the urgent recording; a category staff already set stays.
             session.execute(sa.update(Case).where(Case.source_sid == call_sid, Case.category == CaseCategory.OTHER)
@@ -293,7 +304,8 @@ def oncall_numbers(session: Session, settings: Settings, country: str | None) ->
     """Who to ring for an urgent call: the same list the SMS alerts use (hotline.services.legal_aid)."""
     from hotline.services.legal_aid import oncall_numbers as ordered
 
-    return tuple(ordered(session, settings, country or "KH"))[:10]  # <Dial> rings at most 10 numbers at once
+    # Phones only (a roster entry may be a lawyer's Telegram, for alerts); <Dial> rings at most 10 at once.
+    return tuple(n for n in ordered(session, settings, country or "KH") if n.startswith("+"))[:10]
 
 
 def missed_call(session: Session, *, call_sid: str, from_: str, to: str, tz: ZoneInfo, now: datetime) -> bool:

@@ -120,3 +120,20 @@ class WarningCache:
 
     def clear(self) -> None:
         self._value = None
+
+
+# --- what the console reads and changes ----------------------------------------------------------
+
+
+def entries(session: Session) -> list[OnCallEntry]:
+    """The whole roster, by country and then the order alerts ring in."""
+    return list(session.scalars(sa.select(OnCallEntry).order_by(OnCallEntry.country, OnCallEntry.position,
+                                                                OnCallEntry.id)))
+
+
+def get_entry(session: Session, entry_id: int) -> OnCallEntry | None:
+    return session.get(OnCallEntry, entry_id)
+
+
+def remove_entry(session: Session, entry: OnCallEntry) -> None:
+    session.delete(entry)

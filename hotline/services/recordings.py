@@ -51,12 +51,17 @@ def fetch(res: Resources, s: Session, job: OutboxJob) -> None:
 
 
 def audio_url(settings: Settings, rec: Recording) -> str:
-    """RecordingUrl + ".wav", only on a host we trust with the account's credentials.
+    """RecordingUrl + ".wav", only on a host we trust with the account's credentials."""
+    return trusted_url(settings, rec.remote_url or "")
+
+
+def trusted_url(settings: Settings, url: str) -> str:
+    """A RecordingUrl (+ ".wav") on a host we trust with the account's credentials, else SendError.
 
     The URL came in a signed webhook, but basic auth with our Twilio token must still go nowhere
     else: Twilio's API, the configured API base (tests, staging), or our own simulator.
     """
-    url = (rec.remote_url or "").strip()
+    url = url.strip()
     trusted = {"api.twilio.com", urlsplit(settings.public_base_url).netloc}
     if settings.twilio_api_base_url:
         trusted.add(urlsplit(settings.twilio_api_base_url).netloc)

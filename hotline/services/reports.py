@@ -45,8 +45,11 @@ from hotline.models import (
     CaseStatus,
     Direction,
     Message,
+    ReportCallDay,
+    ReportEventDay,
+    ReportFunnelDay,
 )
-from hotline.services import places
+from hotline.services import places, rollups
 
 Grouping = Literal["week", "month"]
 ALERT_PURPOSE = "oncall_alert"  # hotline.services.legal_aid.ALERT_PURPOSE (not imported: it pulls in jobs)
@@ -184,6 +187,17 @@ def build(session: Session, period: Period) -> Report:
         return sa.and_(col >= lo, col < hi)
 
     calls = sa.and_(in_range(Call.started_at), Call.direction == Direction.INBOUND, Call.line == "main")
+    # Calls, call events and distinct callers come from the daily roll-ups for the days they hold
+    # (and live for the days after them); the same numbers either way (hotline.services.rollups).
+    through = rollups.rolled_through(session, period.tz)
+    through = through if through is not None and through >= period.start else None
+
+    def rolled(model: Any) -> Any:
+        assert through is not None
+        return rollups.source(session, model, period.start, period.end, through, period.tz)
+
+    def day_bucket(col: Any) -> Any:
+        return rollups.day_bucket(col, period.by, dialect)
 
     # One pass over the calls of the range feeds contacts, languages, countries, hang-ups and the
     # funnel's first stage: GROUP BY every dimension at once (a few thousand groups at most).
@@ -192,6 +206,11 @@ def build(session: Session, period: Period) -> Report:
          .select_from(Call).outerjoin(Caller, Caller.id == Call.caller_id)
          .where(in_range(Call.started_at), Call.direction == Direction.INBOUND)
          .group_by(Call.line, bucket(Call.started_at), Call.language, Caller.country, hang))
+    if through is not None:
+        src = rolled(ReportCallDay)
+        q = (sa.select(src.c.line, day_bucket(src.c.day), src.c.language, src.c.country, src.c.hang_node,
+                       sa.func.sum(src.c.calls))
+             .group_by(src.c.line, day_bucket(src.c.day), src.c.language, src.c.country, src.c.hang_node))
     per_line, per_lang, per_country = [], [], []
     hangups: dict[str, int] = {}
     n_calls = 0
@@ -222,14 +241,23 @@ def build(session: Session, period: Period) -> Report:
          .group_by(bucket(Call.started_at)))
     unique = dict.fromkeys(cols, 0)
     new = dict.fromkeys(cols, 0)
-    for b, n_unique, n_new in session.execute(q):
+    if through is not None:
+        # Caller-days: a caller counts in a period on their first day in it (no DISTINCT).
+        by_period, total_unique, total_new = rollups.callers(session, period.start, period.end, through,
+                                                             period.by, period.tz)
+        q_rows: Any = [(b, n, k) for b, (n, k) in by_period.items()]
+    else:
+        q_rows = session.execute(q)
+    for b, n_unique, n_new in q_rows:
         if b in unique:
-            unique[b], new[b] = int(n_unique), int(n_new or 0)
+            unique[b], new[b] = int(n_unique or 0), int(n_new or 0)
     # The range's distinct numbers: DISTINCT first, then one join for those numbers only.
-    ids = sa.select(Call.caller_id.label("caller_id")).where(calls, Call.caller_id.is_not(None)).distinct().subquery()
-    total_unique, total_new = session.execute(
-        sa.select(sa.func.count(), sa.func.sum(sa.case((in_range(Caller.created_at), 1), else_=0)))
-        .select_from(ids).join(Caller, Caller.id == ids.c.caller_id)).one()
+    if through is None:
+        ids = (sa.select(Call.caller_id.label("caller_id")).where(calls, Call.caller_id.is_not(None))
+               .distinct().subquery())
+        total_unique, total_new = session.execute(
+            sa.select(sa.func.count(), sa.func.sum(sa.case((in_range(Caller.created_at), 1), else_=0)))
+            .select_from(ids).join(Caller, Caller.id == ids.c.caller_id)).one()
     total_new = total_new or 0
     timed(Table("callers", "rep_callers", cols, [
         Row("first_time", [new[c] for c in cols], int(total_new)),
@@ -249,6 +277,9 @@ def build(session: Session, period: Period) -> Report:
          .where(events, sa.or_(sa.and_(CallEvent.kind == "message_part", CallEvent.detail == "0"),
                                CallEvent.kind == "message_completed"))
          .group_by(CallEvent.node, CallEvent.kind))
+    if through is not None:
+        ev = rolled(ReportEventDay)
+        q = sa.select(ev.c.node, ev.c.kind, sa.func.sum(ev.c.events)).group_by(ev.c.node, ev.c.kind)
     heard: dict[str, list[float | int | None]] = {}
     for node, kind, n in session.execute(q):
         heard.setdefault(node or "unknown", [0, 0])[0 if kind == "message_part" else 1] = int(n)
@@ -262,7 +293,13 @@ def build(session: Session, period: Period) -> Report:
     pairs = (sa.select(CallEvent.kind, CallEvent.call_id)
              .where(events, CallEvent.kind.in_(("language", "message_part", "message_completed")))
              .distinct().subquery())
-    stage = {k: int(n) for k, n in session.execute(sa.select(pairs.c.kind, sa.func.count()).group_by(pairs.c.kind))}
+    q = sa.select(pairs.c.kind, sa.func.count()).group_by(pairs.c.kind)
+    if through is not None:  # distinct calls: each day's, less those already counted the day before
+        fd = rolled(ReportFunnelDay)
+        q = (sa.select(fd.c.kind, sa.func.sum(fd.c.calls) - sa.func.sum(
+                 sa.case((fd.c.day > sa.literal(period.start, sa.Date), fd.c.spanning), else_=0)))
+             .group_by(fd.c.kind))
+    stage = {k: int(n) for k, n in session.execute(q)}
     timed(Table("funnel", "rep_stage", ["rep_calls"], [
         Row("stage_called", [n_calls]), Row("stage_language", [stage.get("language", 0)]),
         Row("stage_message", [stage.get("message_part", 0)]),
@@ -309,6 +346,15 @@ def build(session: Session, period: Period) -> Report:
         if attr == "province":
             rows.sort(key=lambda r: (r.key == "province_unknown", r.key))
         timed(Table(f"cases_{attr}", f"rep_case_{attr}", cols, rows, chart=chart))
+
+    # Callers by the province they gave in the voice menu (asked once per caller, after a message):
+    # the answers given in each period, from the path (a few rows: one per caller at most).
+    answer = sa.and_(CallEvent.kind == "province", in_range(CallEvent.at), sa.func.length(CallEvent.detail) == 2)
+    q = (sa.select(CallEvent.detail, bucket(CallEvent.at), sa.func.count()).where(answer)
+         .group_by(CallEvent.detail, bucket(CallEvent.at)))
+    grid = _grid(list(session.execute(q)), [], cols)
+    timed(Table("callers_province", "rep_caller_province", cols,
+                [Row(f"province_{k}", v, label=_province(k)) for k, v in sorted(grid.items())], chart="bar"))
 
     # Urgent cases: opened, escalated, overdue; alerts to on-call staff that failed.
     urgent = sa.and_(in_range(Case.created_at), Case.priority == CasePriority.URGENT)

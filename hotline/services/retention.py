@@ -6,7 +6,8 @@ and the people we serve may be watched. After the retention period (RETENTION_DA
 or `hotline purge --older-than 90d`): the body is emptied and the audio file deleted, here and at
 Twilio; phone numbers are emptied (callers, messages, calls, closed callback requests, a case's
 subject); the notes of cases closed that long ago are deleted. The rows stay, so counts, dates,
-countries, languages, statuses and cases are still reported.
+countries, languages, statuses and cases are still reported. The reports' daily roll-ups hold counts
+and dates only; their caller-days lose the link to a caller whose number is purged.
 
 A case that is still open keeps its evidence, and a caller with an open case or callback keeps their
 number: they are purged once it is closed. A caller who opted out of SMS keeps their number, so the
@@ -40,6 +41,7 @@ from hotline.models import (
     Recording,
 )
 from hotline.resources import Resources
+from hotline.services import rollups
 from hotline.settings import Settings
 from hotline.telephony.transport import SendError
 
@@ -118,6 +120,8 @@ def _purge_numbers(session: Session, cutoff: datetime, closed_long_ago: Any, dry
     n += _update(session, Caller, sa.and_(
         Caller.phone.is_not(None), sa.func.coalesce(Caller.last_seen_at, Caller.created_at) < cutoff,
         Caller.opted_out_at.is_(None), _no_open_business(Caller.id)), {"phone": None}, dry_run)
+    if not dry_run:  # the reports' caller-days keep their counts, unlinked from the purged callers
+        rollups.forget_callers(session, sa.select(Caller.id).where(Caller.phone.is_(None)))
     return n
 
 

@@ -237,3 +237,53 @@ def audit(session: Session, staff_id: int | None, action: str, object_type: str 
     session.add(AuditEvent(staff_id=staff_id, action=action, object_type=object_type,
                            object_id=None if object_id is None else str(object_id), ip=ip,
                            detail=detail or None))
+
+
+# --- what the console reads and changes (the web layer never queries models itself) ------------
+
+
+def get(session: Session, staff_id: int) -> StaffUser | None:
+    return session.get(StaffUser, staff_id)
+
+
+def by_email(session: Session, email: str) -> StaffUser | None:
+    """The account with this (already normalised) email, if any."""
+    return session.scalar(sa.select(StaffUser).where(StaffUser.email == email)) if email else None
+
+
+def all_staff(session: Session) -> list[StaffUser]:
+    """Every account, active or not, by email (the accounts page)."""
+    return list(session.scalars(sa.select(StaffUser).order_by(StaffUser.email)))
+
+
+def set_active(session: Session, user: StaffUser, active: bool) -> int:
+    """(De)activate an account; deactivating ends its sessions at once. Returns how many ended."""
+    user.active = active
+    return 0 if active else end_sessions(session, user.id)
+
+
+def set_language(user: StaffUser, language: str) -> None:
+    user.language = language
+
+
+def failed_logins_from(session: Session, ip: str, since: datetime) -> int:
+    """Failed logins from one address since a time (the per-address limit, counted in the database)."""
+    return session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(
+        AuditEvent.action == "staff.login_failed", AuditEvent.ip == ip, AuditEvent.at > since)) or 0
+
+
+def audit_events(session: Session, *, object_type: str = "", object_id: str = "", staff_id: int | None = None,
+                 limit: int = 200) -> list[AuditEvent]:
+    """The newest audit events, optionally for one object type, object id or staff member."""
+    q = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if object_type:
+        q = q.where(AuditEvent.object_type == object_type)
+    if object_id:
+        q = q.where(AuditEvent.object_id == object_id)
+    if staff_id is not None:
+        q = q.where(AuditEvent.staff_id == staff_id)
+    return list(session.scalars(q))
+
+
+def emails_by_id(session: Session) -> dict[int, str]:
+    return {i: e for i, e in session.execute(sa.select(StaffUser.id, StaffUser.email))}

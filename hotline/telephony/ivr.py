@@ -103,8 +103,10 @@ def drop_leg() -> str:
     return str(resp.to_xml())
 
 
-def with_call(twiml: str, call_id: int | None) -> str:
-    return twiml.replace(CALL_PLACEHOLDER, str(call_id or ""))
+def with_call(twiml: str, call_id: int | None, *, ask_province: bool = False) -> str:
+    """The call's row id into the cached TwiML's URLs; and `p=1` while the caller has a province
+    question to come (hotline.web.voice), which keeps the cache to one entry per step."""
+    return twiml.replace(CALL_PLACEHOLDER, str(call_id or "") + ("&amp;p=1" if ask_province else ""))
 
 
 def reject_busy() -> str:

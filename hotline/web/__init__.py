@@ -9,15 +9,17 @@ import importlib
 import logging
 import pkgutil
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Request, current_app, g, request
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.routing import IntegerConverter
 
 from hotline.phones import mask
 from hotline.resources import Resources, resources_of
+
+if TYPE_CHECKING:  # only the type: web modules reach the database through hotline.services
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("hotline.request")
 
@@ -31,6 +33,10 @@ def session() -> Session:
         g.db_session = resources().db.Session()
     return g.db_session  # type: ignore[no-any-return]
 
+
+# Endpoints that read a larger body than MAX_CONTENT_LENGTH (a recording upload), with their limit;
+# set before anything parses the body (the CSRF check does), in `register_blueprints`.
+UPLOAD_LIMITS: dict[str, int] = {}
 
 # Every table's id is a 32-bit INTEGER on PostgreSQL: a larger id in a URL is a 404, never a
 # database error (`integer out of range`) or a 500.
@@ -128,6 +134,12 @@ def _header_policy(app: Flask) -> Any:
 def register_blueprints(app: Flask) -> None:
     app.request_class = HotlineRequest
     app.url_map.converters["int"] = IdConverter  # before any route is added
+
+    @app.before_request
+    def _upload_limit() -> None:  # first of all hooks: the CSRF check parses the body
+        limit = UPLOAD_LIMITS.get(request.endpoint or "")
+        if limit:
+            request.max_content_length = limit
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
         bp = getattr(module, "bp", None)

@@ -48,10 +48,11 @@ class Runtime:
         return Context(now=now, tz=self.settings.tz, country=country, own_number=country is not None,
                        parse_phone=lambda digits: to_e164(digits, default_region=country or "KH"))
 
-    def render(self, step: engine.Step, call_id: int | None, numbers: tuple[str, ...] = ()) -> Response:
+    def render(self, step: engine.Step, call_id: int | None, numbers: tuple[str, ...] = (), *,
+               ask_province: bool = False) -> Response:
         body = twiml.render(step.actions, audio_base=self.audio_base, public_base=self.settings.public_base_url,
                             caller_id=self.settings.hotline_number, numbers=numbers)
-        return Response(twiml.with_call(body, call_id), status=200, mimetype="text/xml")
+        return Response(twiml.with_call(body, call_id, ask_province=ask_province), status=200, mimetype="text/xml")
 
 
 def init_app(app: Flask) -> None:
@@ -96,10 +97,14 @@ def _input(st: State, marker: str, form: MultiDict[str, str], call_id: int | Non
     return Input(Kind.KEY, digits[:32]) if digits else Input(Kind.SILENCE)
 
 
-def _run(rt: Runtime, call_id: int | None, st: State, inp: Input, form: MultiDict[str, str]) -> Response:
-    """Engine step, effects, events, one commit, TwiML. An ordinary step opens no session at all."""
+def _run(rt: Runtime, call_id: int | None, st: State, inp: Input, form: MultiDict[str, str], *,
+         ask_province: bool = False) -> Response:
+    """Engine step, effects, events, one commit, TwiML. An ordinary step opens no session at all.
+
+    `ask_province`: the caller was never asked their province; known when the call starts (from the
+    caller's row, read anyway) and carried in the action URLs (`p=1`) until the question is asked."""
     from_, call_sid = form.get("From", ""), form.get("CallSid", "")
-    ctx = rt.context(from_, rt.now())
+    ctx = replace(rt.context(from_, rt.now()), ask_province=ask_province)
     step = engine.step(rt.script, st, inp, ctx) if inp.kind != Kind.ENTER else engine.start(
         rt.script, ctx, lang=st.lang or None, resume=st.ref or None)
     numbers: tuple[str, ...] = ()
@@ -120,7 +125,8 @@ def _run(rt: Runtime, call_id: int | None, st: State, inp: Input, form: MultiDic
     else:
         # An ordinary step touches no database: its path events are written in batches.
         rt.events.put(service.event_rows(call_id, step.events, ctx.now))
-    return rt.render(step, call_id, numbers)
+    still = ask_province and not any(isinstance(e, engine.AskedProvince) for e in step.effects)
+    return rt.render(step, call_id, numbers, ask_province=still)
 
 
 @bp.post("")
@@ -143,9 +149,9 @@ def incoming() -> Response:
     start = service.begin_call(s, rt.script, call_sid=call_sid, from_=from_, to=to, now=now)
     if request.args.get("recovered"):  # back from an error: to the main menu, never the resume offer
         st = State(rt.script.main, start.language or rt.script.default_language)
-        return _run(rt, start.call_id, st, Input(Kind.ENTER), form)
+        return _run(rt, start.call_id, st, Input(Kind.ENTER), form, ask_province=start.ask_province)
     st = State("", start.language or "", ref=start.resume or "")
-    return _run(rt, start.call_id, st, Input(Kind.ENTER), form)
+    return _run(rt, start.call_id, st, Input(Kind.ENTER), form, ask_province=start.ask_province)
 
 
 @bp.post("/step")
@@ -158,7 +164,8 @@ def step() -> Response:
                tries=_int(args.get("k")), wrong=_int(args.get("w")), ref=args.get("r", "")[:80])
     g.call_language = st.lang if st.lang in rt.script.languages else None
     call_id = _int(args.get("c")) or service.call_id_for(session(), form.get("CallSid", ""))
-    return _run(rt, call_id, st, _input(st, MARKERS.get(args.get("e", ""), ""), form, call_id), form)
+    return _run(rt, call_id, st, _input(st, MARKERS.get(args.get("e", ""), ""), form, call_id), form,
+                ask_province=args.get("p") == "1")
 
 
 @bp.post("/whisper")

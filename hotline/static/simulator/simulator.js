@@ -19,10 +19,20 @@
     return resp.json();
   }
 
-  function el(tag, cls, text) {
+  // The language of a piece of text by its script, so a screen reader reads Khmer and Thai with
+  // the right voice inside this English page (the same rule as the console's `lang_attr` filter).
+  function scriptLang(text) {
+    if (/[\u1780-\u17ff\u19e0-\u19ff]/.test(text)) return "km";
+    if (/[\u0e00-\u0e7f]/.test(text)) return "th";
+    return null;
+  }
+
+  function el(tag, cls, text, lang) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
     if (text !== undefined) e.textContent = text;
+    const l = lang || (text ? scriptLang(String(text)) : null);
+    if (l) e.lang = l;
     return e;
   }
 
@@ -57,10 +67,10 @@
   }
 
   // -- transcript
-  function addLine(cls, text, extra) {
+  function addLine(cls, text, extra, extraLang) {
     const li = el("li", cls);
     li.append(el("span", "what", text));
-    if (extra) li.append(el("span", "detail", extra));
+    if (extra) li.append(el("span", "detail", extra, extraLang));
     $("transcript").append(li);
     li.scrollIntoView({block: "nearest"});
     return li;
@@ -77,14 +87,24 @@
         break;
       }
       case "play": {
-        const li = addLine("played", "▶ " + (ev.leg ? "(lawyer's phone) " : "") + ev.name, ev.text || "(no text for this prompt in the script)");
+        const li = addLine("played", "▶ " + (ev.leg ? "(lawyer's phone) " : "") + ev.name, ev.text || "(no text for this prompt in the script)",
+                          ev.text ? ev.name.split("/")[0] : null);
         li.dataset.name = ev.name;
         const want = $("lang").value, own = ev.name.split("/")[0];
-        if (ev.texts && want !== own && ev.texts[want]) li.append(el("span", "detail translation", `(${want}) ${ev.texts[want]}`));
+        if (ev.texts && want !== own && ev.texts[want]) {
+          const tr = el("span", "detail translation", `(${want}) `);
+          tr.append(el("span", null, ev.texts[want], want));
+          li.append(tr);
+        }
         queue.push(ev.src); playNext();
         break;
       }
-      case "say": addLine("played say", "🗣 " + ev.text, ev.language); speak(ev.text, ev.language); break;
+      case "say": {
+        const li = addLine("played say", "🗣 " + ev.text, ev.language);
+        if (ev.language) li.querySelector(".what").lang = String(ev.language).split("-")[0];
+        speak(ev.text, ev.language);
+        break;
+      }
       case "pause": addLine("note", `… pause ${ev.length}s`); break;
       case "keys": addLine("keys", ev.silence ? "(silence: no key pressed)" : "☎ pressed " + ev.digits); break;
       case "beep": addLine("note", "beep: recording starts"); break;
@@ -124,6 +144,19 @@
     $("call").disabled = live;
     playNext();  // nothing to play: the Gather's timeout starts now
     refreshOutbox();
+    focusStep(w, live);
+  }
+
+  // The control that was used may now be disabled or hidden (Call, a box's button): then the
+  // browser drops focus to the page body and a keyboard or screen-reader user is lost. Move it to
+  // what the new step asks for; leave it alone when it is still on something usable.
+  function focusStep(w, live) {
+    const a = document.activeElement;
+    const lost = !a || a === document.body || a.disabled || a.closest("[hidden]") || !a.getClientRects().length;
+    if (!lost) return;
+    const target = !live ? $("call") : !w ? $("hangup") : w.kind === "gather" ? document.querySelector('.key[data-key="1"]')
+      : w.kind === "record" ? $("record-h") : w.kind === "dial" ? $("dial-h") : $("hangup");
+    if (target) target.focus();
   }
 
   async function act(path, body, isForm) {
@@ -205,7 +238,7 @@
     const body = $("sms-body").value;
     if (!body.trim()) return;
     const mine = el("li", "sms out", body);
-    mine.append(el("span", "parts", `${smsParts(body)} part(s)`));
+    mine.append(el("span", "parts", `${smsParts(body)} part(s)`, "en"));
     $("sms-thread").append(mine);
     $("sms-body").value = "";
     try {
@@ -214,7 +247,7 @@
       if (!r.replies.length) $("sms-thread").append(el("li", "note", "(no reply)"));
       r.replies.forEach((m) => {
         const li = el("li", "sms in", m.body);
-        li.append(el("span", "parts", `${m.parts} part(s), ${m.encoding}`));
+        li.append(el("span", "parts", `${m.parts} part(s), ${m.encoding}`, "en"));
         $("sms-thread").append(li);
       });
     } catch (err) { $("sms-thread").append(el("li", "error", "⚠ " + err.message)); }

@@ -18,3 +18,5 @@ from hotline.web.staff.base import (
 
 __all__ = ["IP_LIMIT", "LOCK_AFTER", "PUBLIC_ENDPOINTS", "bp", "console_session", "init_app", "me",
            "staff_required"]
+
+from hotline.web.staff import record  # noqa: E402,F401  (routes: record a prompt in the browser)

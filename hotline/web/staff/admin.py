@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from hotline.models import AuditEvent, OnCallEntry, Role, StaffUser
+from hotline.models import Role
 from hotline.phones import known_country, to_e164
 from hotline.services import oncall as oncall_service
 from hotline.services import staff as staff_service
@@ -23,8 +23,8 @@ AUDIT_PAGE = 200
 @staff_bp.get("/accounts")
 @staff_required(roles=(Role.ADMIN,))
 def accounts():  # type: ignore[no-untyped-def]
-    users = session().scalars(sa.select(StaffUser).order_by(StaffUser.email))
-    return render_template("staff/accounts.html", users=list(users), roles=list(Role), form={})
+    users = staff_service.all_staff(session())
+    return render_template("staff/accounts.html", users=users, roles=list(Role), form={})
 
 
 @staff_bp.post("/accounts")
@@ -52,19 +52,18 @@ def create_account():  # type: ignore[no-untyped-def]
 
 
 def _account_error(form: dict[str, str], message: str):  # type: ignore[no-untyped-def]
-    users = session().scalars(sa.select(StaffUser).order_by(StaffUser.email))
-    return render_template("staff/accounts.html", users=list(users), roles=list(Role), form=form,
+    users = staff_service.all_staff(session())
+    return render_template("staff/accounts.html", users=users, roles=list(Role), form=form,
                            error=message), 400
 
 
 @staff_bp.post("/accounts/<int:user_id>/active")
 @staff_required(roles=(Role.ADMIN,))
 def set_active(user_id: int):  # type: ignore[no-untyped-def]
-    user = session().get(StaffUser, user_id)
+    user = staff_service.get(session(), user_id)
     if user is None:
         return redirect(url_for("staff.accounts"))
-    user.active = request.form.get("active") == "1"
-    ended = 0 if user.active else staff_service.end_sessions(session(), user.id)  # logged out at once
+    ended = staff_service.set_active(session(), user, request.form.get("active") == "1")  # logged out at once
     audit("staff.activated" if user.active else "staff.deactivated", "staff", user.id,
           **({"sessions_ended": ended} if not user.active else {}))
     session().commit()
@@ -75,7 +74,7 @@ def set_active(user_id: int):  # type: ignore[no-untyped-def]
 @staff_required(roles=(Role.ADMIN,))
 def reset_password(user_id: int):  # type: ignore[no-untyped-def]
     """A temporary password, shown once on this page (not a redirect to replay); changed at next login."""
-    user = session().get(StaffUser, user_id)
+    user = staff_service.get(session(), user_id)
     if user is None:
         return redirect(url_for("staff.accounts"))
     temporary = staff_service.reset_password(session(), user)
@@ -92,11 +91,28 @@ def oncall():  # type: ignore[no-untyped-def]
 
 
 def _render_oncall(form: dict[str, str], error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
-    entries = session().scalars(sa.select(OnCallEntry).order_by(OnCallEntry.country, OnCallEntry.position,
-                                                                OnCallEntry.id))
+    entries = oncall_service.entries(session())
     settings = resources().settings
-    return render_template("staff/oncall.html", entries=list(entries), form=form, error=error,
+    return render_template("staff/oncall.html", entries=entries, form=form, error=error,
                            env_oncall=settings.oncall), status
+
+
+def _roster_address(raw: str, country: str) -> str | None:
+    """A phone number (E.164), or a chat address for alerts on a channel that is on and can reach a
+    person at any time ("telegram:<chat id>": the lawyer's chat with the bot)."""
+    from hotline.services.sendgate import channel_transport
+
+    chat, _, ident = raw.strip().partition(":")
+    pattern = ALERT_CHANNELS.get(chat.lower())
+    if pattern is not None and re.fullmatch(pattern, ident):
+        address = f"{chat.lower()}:{ident}"
+        return address if channel_transport(resources().settings, address) is not None else None
+    return to_e164(raw, country)
+
+
+# Channel -> what its ids look like. Messenger's 24-hour window forbids alerts; a LINE alert is a push
+# to the lawyer's user id (they add the account as a friend; the id shows on their contact's texts).
+ALERT_CHANNELS = {"telegram": r"\d{3,20}", "line": r"U[0-9a-f]{32}"}
 
 
 @staff_bp.post("/oncall")
@@ -108,7 +124,7 @@ def add_oncall():  # type: ignore[no-untyped-def]
     country = form["country"].upper()
     if not known_country(country):
         return _render_oncall(form, t("bad_country", _lang()), 400)
-    phone = to_e164(form["phone"], country)
+    phone = _roster_address(form["phone"], country)
     if phone is None:
         return _render_oncall(form, t("bad_phone", _lang()), 400)
     position = int(form["position"]) if form["position"].isdigit() else 0
@@ -126,10 +142,10 @@ def add_oncall():  # type: ignore[no-untyped-def]
 @staff_bp.post("/oncall/<int:entry_id>/delete")
 @staff_required(roles=(Role.ADMIN,))
 def delete_oncall(entry_id: int):  # type: ignore[no-untyped-def]
-    entry = session().get(OnCallEntry, entry_id)
+    entry = oncall_service.get_entry(session(), entry_id)
     if entry is not None:
         audit("oncall.removed", "oncall", entry.id, country=entry.country)
-        session().delete(entry)
+        oncall_service.remove_entry(session(), entry)
         session().commit()
         oncall_warning_cache().clear()
     return redirect(url_for("staff.oncall"))
@@ -153,16 +169,11 @@ def _oncall_warning() -> dict[str, Any]:
 @staff_required(roles=(Role.ADMIN,))
 def audit_log():  # type: ignore[no-untyped-def]
     """The newest audit events, filtered by object (`?object_type=case&object_id=3`) or staff id."""
-    q = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(AUDIT_PAGE)
     filters = {k: request.args.get(k, "").strip() for k in ("object_type", "object_id", "staff_id")}
-    if filters["object_type"]:
-        q = q.where(AuditEvent.object_type == filters["object_type"])
-    if filters["object_id"]:
-        q = q.where(AuditEvent.object_id == filters["object_id"])
-    if filters["staff_id"].isdigit():
-        q = q.where(AuditEvent.staff_id == int(filters["staff_id"]))
-    events = list(session().scalars(q))
-    names = {i: e for i, e in session().execute(sa.select(StaffUser.id, StaffUser.email))}
+    events = staff_service.audit_events(
+        session(), object_type=filters["object_type"], object_id=filters["object_id"],
+        staff_id=int(filters["staff_id"]) if filters["staff_id"].isdigit() else None, limit=AUDIT_PAGE)
+    names = staff_service.emails_by_id(session())
     audit("audit.viewed", "audit", None)
     session().commit()
     return render_template("staff/audit.html", events=events, names=names, filters=filters)

@@ -7,13 +7,12 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask import session as cookie
 from flask_login import current_user, login_user, logout_user
 
 from hotline.db import utcnow
-from hotline.models import AuditEvent, StaffUser
+from hotline.models import StaffUser
 from hotline.services import staff as staff_service
 from hotline.web import safe_path, session
 from hotline.web.staff.base import (
@@ -37,8 +36,7 @@ from hotline.web.staff.i18n import LANGUAGES, t
 def failed_logins_from(ip: str | None, now: datetime) -> int:
     if ip is None:
         return 0
-    return session().scalar(sa.select(sa.func.count(AuditEvent.id)).where(
-        AuditEvent.action == "staff.login_failed", AuditEvent.ip == ip, AuditEvent.at > now - IP_WINDOW)) or 0
+    return staff_service.failed_logins_from(session(), ip, now - IP_WINDOW)
 
 
 @functools.cache
@@ -77,7 +75,7 @@ def login():  # type: ignore[no-untyped-def]
         staff_service.audit(s, None, "staff.login_refused", "staff", None, ip=ip, reason="ip_limit")
         s.commit()
         return _login_refused(email, t("too_many_attempts", lang), 429)
-    user = s.scalar(sa.select(StaffUser).where(StaffUser.email == email)) if email else None
+    user = staff_service.by_email(s, email)
     # Counted (and committed) before the password is checked: parallel guesses cannot outrun the lock.
     open_ = staff_service.count_attempt(s, user.id, now) if user is not None else False
     s.commit()
@@ -108,7 +106,7 @@ def _second_factor() -> Any:
     s, now, ip = session(), utcnow(), client_ip()
     lang = _browser_lang()
     user_id, at = cookie.get("tfa_user"), float(cookie.get("tfa_at", 0))
-    user = s.get(StaffUser, user_id) if isinstance(user_id, int) else None
+    user = staff_service.get(s, user_id) if isinstance(user_id, int) else None
     if user is None or now.timestamp() - at > TFA_WINDOW.total_seconds():
         cookie.clear()
         return _login_refused("", t("session_expired", lang), 401)
@@ -242,7 +240,7 @@ def language():  # type: ignore[no-untyped-def]
     lang = request.form.get("language", "")
     if lang not in LANGUAGES:
         abort(400)
-    me().user.language = lang
+    staff_service.set_language(me().user, lang)
     session().commit()
     return redirect(_safe_next(request.form.get("back")))
 

@@ -11,11 +11,14 @@ what other blueprints (the simulator) use.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
+from babel.dates import format_date, format_skeleton, format_timedelta
 from flask import (
     Blueprint,
     Flask,
@@ -24,16 +27,20 @@ from flask import (
     current_app,
     flash,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
     url_for,
 )
 from flask import session as cookie
+from flask_babel import Babel
 from flask_login import LoginManager, current_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from hotline import catalog
 from hotline.db import utcnow
 from hotline.models import Role, StaffUser
 from hotline.phones import mask, mask_all
@@ -62,6 +69,7 @@ TFA_WINDOW = timedelta(minutes=5)  # between a right password and its two-factor
 IP_WINDOW = timedelta(minutes=15)
 IP_LIMIT = 20  # failed logins from one address per IP_WINDOW; counted in the database, not Redis
 
+log = logging.getLogger(__name__)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 
@@ -107,6 +115,27 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = None  # type: ignore[assignment]
     app.before_request(_guard)
     app.register_error_handler(CSRFError, _csrf_error)
+    init_babel(app)
+
+
+def init_babel(app: Flask) -> None:
+    """Flask-Babel for `_()`/`gettext` in the console: the catalogs (hotline/translations/*.po) are
+    compiled into the instance folder at start-up when missing or stale: no network, no build step."""
+    try:
+        target = catalog.compile_to(Path(app.instance_path) / "translations")
+    except OSError as exc:  # a read-only instance folder: compile somewhere private instead
+        import tempfile
+
+        log.warning("cannot write compiled catalogs to the instance folder (%s): using a temporary one",
+                    type(exc).__name__)
+        target = catalog.compile_to(Path(tempfile.mkdtemp(prefix="hotline-translations-")))
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(target)
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
+    Babel(app, locale_selector=_lang_or_default, timezone_selector=lambda: str(current_app.config["HOTLINE"].tz))
+
+
+def _lang_or_default() -> str:
+    return _lang() if has_request_context() else "en"
 
 
 @login_manager.user_loader
@@ -122,7 +151,8 @@ def _twilio_view() -> bool:
     if blueprint is not None and (blueprint.url_prefix or "").startswith("/twilio"):
         return True
     view = current_app.view_functions.get(request.endpoint or "")
-    return bool(getattr(view, "twilio_signed", False)) or request.path.startswith("/twilio/")
+    return (bool(getattr(view, "twilio_signed", False)) or request.path.startswith("/twilio/")
+            or request.blueprint == "channels")  # chat platforms' webhooks: signed by the platform
 
 
 def _guard() -> WerkzeugResponse | None:
@@ -249,22 +279,51 @@ def _not_found(_exc: Exception) -> Any:
 
 
 @bp.app_template_filter("staff_time")
-def _local_time(value: datetime | None) -> str:
-    """A UTC time shown in the hotline's time zone (Phnom Penh by default)."""
+def _local_time(value: datetime | None, lang: str | None = None) -> str:
+    """A UTC time in the hotline's time zone (Phnom Penh by default), in CLDR's date format for the
+    console language ("Dec 2, 2026 18:19", "2 ធ្នូ 2026 18:19"); 24-hour, as staff read rosters."""
     if value is None:
         return "-"
-    return value.astimezone(current_app.config["HOTLINE"].tz).strftime("%Y-%m-%d %H:%M")
+    local = value.astimezone(current_app.config["HOTLINE"].tz)
+    locale = lang or (_lang() if has_request_context() else "en")
+    return f"{format_date(local, 'medium', locale=locale)} {format_skeleton('Hm', local, locale=locale)}"
 
 
 @bp.app_template_filter("staff_wait")
 def _waiting(value: timedelta, lang: str = "en") -> str:
+    """How long a case has waited, in CLDR's short units: "22 min", "30 hr 0 min", "3 days" (Khmer: នាទី…)."""
     minutes = max(0, int(value.total_seconds() // 60))
+
+    def unit(amount: timedelta, granularity: Literal["day", "hour", "minute"]) -> str:
+        return format_timedelta(amount, granularity=granularity, threshold=1000, format="short", locale=lang)
+
     if minutes < 60:
-        return t("minutes", lang, n=minutes)
+        return unit(timedelta(minutes=minutes), "minute")
     if minutes < 48 * 60:
-        return t("hours_minutes", lang, h=minutes // 60, m=minutes % 60)
-    return t("days", lang, n=minutes // (24 * 60))
+        return f"{unit(timedelta(hours=minutes // 60), 'hour')} {unit(timedelta(minutes=minutes % 60), 'minute')}"
+    return unit(timedelta(days=minutes // (24 * 60)), "day")
 
 
 bp.add_app_template_filter(mask, "staff_mask")
 bp.add_app_template_filter(mask_all, "staff_mask_all")
+
+
+def script_language(text: str | None) -> str | None:
+    """The language a piece of free text is written in, by its script: Khmer or Thai letters, else
+    Latin letters (English); None for text with no letters (numbers, phone numbers, dashes)."""
+    if not text:
+        return None
+    if any("\u1780" <= ch <= "\u17ff" or "\u19e0" <= ch <= "\u19ff" for ch in text):
+        return "km"
+    if any("\u0e00" <= ch <= "\u0e7f" for ch in text):
+        return "th"
+    return "en" if any(ch.isascii() and ch.isalpha() for ch in text) else None
+
+
+@bp.app_template_filter("lang_attr")
+def _lang_attr(text: str | None, page_lang: str = "en") -> Markup:
+    """` lang="km"` on an element whose free text (a note, a text message, a name) is not in the
+    page's language, so a screen reader switches voice; nothing when it is."""
+    found = script_language(text)
+    # `found` is one of three fixed codes, never the text itself: nothing user-supplied is marked safe.
+    return Markup(f' lang="{found}"') if found and found != page_lang else Markup("")  # noqa: S704

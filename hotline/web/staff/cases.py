@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel.dates import format_datetime
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
 from hotline.db import utcnow
-from hotline.models import CallbackRequest, Case, Recording, Role, StaffUser
+from hotline.models import CallbackRequest, Case, Role, StaffUser
 from hotline.services import callbacks as callback_service
 from hotline.services import cases
+from hotline.services import staff as staff_service
 from hotline.web import resources, session
 from hotline.web.staff.base import _lang, audit, me, staff_required
 from hotline.web.staff.base import bp as staff_bp
@@ -23,7 +25,7 @@ QUEUE_VIEWS = ("open", "mine", "all")
 
 
 def _case_or_404(case_id: int) -> Case:
-    case = session().get(Case, case_id)
+    case = cases.get_case(session(), case_id)
     if case is None:
         abort(404)
     return case
@@ -50,8 +52,11 @@ def queue():  # type: ignore[no-untyped-def]
 
 
 def _render_case(case: Case, *, revealed: bool = False) -> str:
+    from hotline.services.chat import reply_channel
+
     s = session()
     return render_template("staff/case.html", case=case, history=cases.history(s, case), revealed=revealed,
+                           chat_channel=reply_channel(resources().settings, case.caller, case.source),
                            now=utcnow(), overdue=cases.is_overdue(case, utcnow()),
                            staff=cases.assignable_staff(s) if cases.can_assign(me().role) else [],
                            statuses=cases.allowed_statuses(case, me().id, me().role))
@@ -150,13 +155,33 @@ def add_note(case_id: int):  # type: ignore[no-untyped-def]
     return _back(case)
 
 
+@staff_bp.post("/cases/<int:case_id>/reply")
+@staff_required((Role.ADMIN, Role.LAWYER, Role.OPERATOR))
+def channel_reply(case_id: int):  # type: ignore[no-untyped-def]
+    """A staff reply to the case's caller on the chat channel they wrote on; audited (not its words)."""
+    from hotline.services import chat
+
+    case = _case_or_404(case_id)
+    try:
+        msg = chat.staff_reply(session(), resources().settings, case_id=case.id, caller=case.caller,
+                               text=request.form.get("body", ""), via=case.source)
+    except chat.ReplyRefused as exc:
+        session().rollback()
+        flash(t(exc.key, _lang(), channel=t("source_" + exc.channel, _lang()) if exc.channel else ""), "error")
+        return _back(case)
+    audit("case.channel_reply", "case", case.id, message_id=msg.id, channel=msg.channel)
+    session().commit()
+    flash(t("reply_queued", _lang()), "ok")
+    return _back(case)
+
+
 @staff_bp.get("/recordings/<int:recording_id>")
 @staff_required()
 def recording(recording_id: int):  # type: ignore[no-untyped-def]
     """Decrypt and stream a voicemail to a logged-in staff member; every play is audited."""
     from hotline.services.recordings import RecordingUnavailable, decrypt  # the worker pipeline's module
 
-    rec = session().get(Recording, recording_id)
+    rec = cases.get_recording(session(), recording_id)
     if rec is None:
         abort(404)
     try:
@@ -172,6 +197,10 @@ def recording(recording_id: int):  # type: ignore[no-untyped-def]
 def _audio_type(data: bytes) -> str:
     if data[:4] == b"RIFF":
         return "audio/wav"
+    if data[:4] == b"OggS":  # a Telegram voice note (Opus); Messenger and LINE send M4A/MP4
+        return "audio/ogg"
+    if data[4:8] == b"ftyp":
+        return "audio/mp4"
     return "audio/mpeg"  # Twilio's other format; ID3 tags or a bare MPEG frame
 
 
@@ -190,7 +219,7 @@ def _render_callbacks(revealed: int | None = None) -> str:
 
 
 def _callback_or_404(callback_id: int) -> CallbackRequest:
-    req = session().get(CallbackRequest, callback_id)
+    req = cases.get_callback(session(), callback_id)
     if req is None:
         abort(404)
     return req
@@ -252,13 +281,17 @@ def _say_decision(decision: callback_service.Decision, req: CallbackRequest | No
 
 
 def _me_row() -> StaffUser:
-    user = session().get(StaffUser, me().id)
+    user = staff_service.get(session(), me().id)
     assert user is not None
     return user
 
 
 def _local(value: Any) -> str:
-    return value.astimezone(resources().settings.tz).strftime("%Y-%m-%d %H:%M") if value else "-"
+    """A time in a flash message: ISO-like, unambiguous in both languages (as the callback messages
+    have always said it), formatted by Babel in the hotline's time zone."""
+    if not value:
+        return "-"
+    return format_datetime(value, "yyyy-MM-dd HH:mm", tzinfo=resources().settings.tz, locale=_lang())
 
 
 @staff_bp.post("/cases/<int:case_id>/callback")

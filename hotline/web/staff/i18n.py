@@ -1,16 +1,31 @@
-"""Interface strings of the staff console, in English and Khmer.
+"""Interface strings of the staff console: English keys here, every other language in a gettext catalog.
 
-NEEDS NATIVE-SPEAKER REVIEW: every Khmer string below is a first draft by a non-native writer. Have a
-Khmer-speaking legal-aid worker read them in the console before launch (KM_REVIEWED stays False
-until then). The console is for staff, never shown to callers; nothing here is sent to anyone.
+`EN` maps each key (what the code and templates pass to `t()`) to its English text, which is the
+msgid; the Khmer lives in hotline/translations/km/LC_MESSAGES/messages.po, which translators edit
+(Poedit, Weblate, any PO editor) and which is compiled at start-up, without network
+(`init_babel`). `t(key, lang)` is a thin shim over gettext for the dict-style callers; new code
+may call Flask-Babel's `_()`/`gettext` with the English text directly (templates too).
+
+NEEDS NATIVE-SPEAKER REVIEW: every Khmer entry is a first draft by a non-native writer and carries
+the PO flag `needs-review`; KM_REVIEWED stays False until a Khmer-speaking legal-aid worker has
+read them in the console and removed the flags. The console is for staff, never shown to callers.
+
+Adding a string: add the key and English to EN (or REPORT_EN), and its Khmer draft to KM_PENDING;
+then `python -m hotline.catalog` moves the drafts into the catalog (flagged for review).
+Until that is run, `t()` already shows KM_PENDING's draft.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
+from babel.support import NullTranslations, Translations
+
+from hotline import catalog
+
 LANGUAGES = {"en": "English", "km": "ខ្មែរ (Khmer)"}
-KM_REVIEWED = False
 
 EN: dict[str, str] = {
     "console": "Hotline staff console",
@@ -75,6 +90,10 @@ EN: dict[str, str] = {
     "source_staff": "staff",
     "source_ivr": "call",
     "source_missed_call": "missed call",
+    "source_telegram": "Telegram",
+    "source_messenger": "Messenger",
+    "source_line": "LINE",
+    "source_smsgate": "text (Thai SIM)",
     "language": "Language",
     "caller": "Caller",
     "opted_out_sms": "opted out of SMS (texted STOP): no texts are sent; calls are still allowed",
@@ -238,245 +257,21 @@ EN: dict[str, str] = {
     "totp_on": "Two-factor login is on. To turn it off, enter your password.",
     "totp_disable": "Turn off two-factor login",
     "totp_bad_code": "That code is not right. Check the time on your phone and try the newest code.",
+    # Chat channels (#18): staff reply on the contact's own channel.
+    "channel": "Channel",
+    "reply_on_channel": "Reply on {channel}",
+    "reply_send": "Send reply",
+    "reply_help": ("Sent to this person on {channel}, where they wrote to us. Do not write anything that "
+                   "would be unsafe if someone else reads their phone."),
+    "reply_queued": "Reply queued; its status shows in the texts above.",
+    "reply_empty": "Write a reply first.",
+    "reply_too_long": "The reply is too long (at most 1000 characters).",
+    "reply_no_channel": "This person did not write on a chat channel that is on: no reply can be sent here.",
+    "reply_window": "{channel} allows no reply this long after the person's last message.",
+    "reply_opted_out": "This person asked for no more messages (STOP).",
 }
 
-# Khmer: NEEDS NATIVE-SPEAKER REVIEW (see the module docstring).
-KM: dict[str, str] = {
-    "console": "ផ្ទាំងការងាររបស់បុគ្គលិក",
-    "skip_to_content": "រំលងទៅខ្លឹមសារ",
-    "queue": "បញ្ជីករណីរង់ចាំ",
-    "callbacks": "ការហៅត្រឡប់",
-    "oncall": "វេនប្រចាំការ",
-    "accounts": "គណនីបុគ្គលិក",
-    "audit": "កំណត់ហេតុសវនកម្ម",
-    "login": "ចូលប្រព័ន្ធ",
-    "logout": "ចាកចេញ",
-    "email": "អ៊ីមែល",
-    "password": "ពាក្យសម្ងាត់",
-    "bad_login": "អ៊ីមែល ឬពាក្យសម្ងាត់មិនត្រឹមត្រូវ។",
-    "too_many_attempts": "ព្យាយាមច្រើនដងពេក។ សូមព្យាយាមម្តងទៀតក្នុងរយៈពេល ១៥ នាទី។",
-    "session_expired": "វគ្គរបស់អ្នកបានផុតកំណត់។ សូមចូលប្រព័ន្ធម្តងទៀត។",
-    "form_expired": "ទម្រង់នេះផុតកំណត់ហើយ",
-    "form_expired_help": "សូមត្រឡប់ក្រោយ ផ្ទុកទំព័រឡើងវិញ ហើយព្យាយាមម្តងទៀត។",
-    "forbidden": "មិនអនុញ្ញាត",
-    "forbidden_help": "តួនាទីរបស់អ្នកមិនអាចធ្វើការនេះបានទេ។",
-    "not_found": "រកមិនឃើញ",
-    "back_to_queue": "ត្រឡប់ទៅបញ្ជីករណី",
-    "role_admin": "អ្នកគ្រប់គ្រង",
-    "role_lawyer": "មេធាវី",
-    "role_operator": "ប្រតិបត្តិករ",
-    "queue_views": "ករណីណាខ្លះ",
-    "view_open": "កំពុងបើក",
-    "view_mine": "ករណីរបស់ខ្ញុំ",
-    "view_all": "ទាំងអស់ រួមទាំងករណីបានបិទ",
-    "queue_caption": "ករណីបន្ទាន់មុន បន្ទាប់មកករណីដែលរង់ចាំយូរជាងគេ។",
-    "queue_empty": "គ្មានករណីនៅទីនេះទេ។",
-    "ref": "លេខយោង",
-    "priority": "អាទិភាព",
-    "priority_urgent": "បន្ទាន់",
-    "priority_normal": "ធម្មតា",
-    "category": "ប្រភេទ",
-    "category_trafficking": "ការជួញដូរមនុស្ស",
-    "category_documents": "ឯកសារត្រូវបានរឹបអូស",
-    "category_unpaid_wages": "មិនបានបើកប្រាក់ឈ្នួល",
-    "category_violence": "អំពើហិង្សា",
-    "category_detention": "ការឃុំខ្លួន",
-    "category_locked_in": "ជាប់ មិនអាចចេញបាន",  # review: native-speaker
-    "category_missing": "មនុស្សបាត់ខ្លួន",  # review: native-speaker
-    "category_other": "ផ្សេងៗ",
-    "country": "ប្រទេស",
-    "status": "ស្ថានភាព",
-    "status_new": "ថ្មី",
-    "status_claimed": "មានអ្នកទទួលបន្ទុក",
-    "status_in_progress": "កំពុងដំណើរការ",
-    "status_referred": "បានបញ្ជូនបន្ត",
-    "status_closed": "បានបិទ",
-    "waiting": "រង់ចាំ",
-    "claimed_by": "អ្នកទទួលបន្ទុក",
-    "overdue": "ហួសពេល",
-    "minutes": "{n} នាទី",
-    "hours_minutes": "{h} ម៉ោង {m} នាទី",
-    "days": "{n} ថ្ងៃ",
-    "case": "ករណី",
-    "opened": "បើកនៅ",
-    "source_voice": "ការហៅ",
-    "source_sms": "សារ",
-    "source_staff": "បុគ្គលិក",
-    "source_ivr": "ការហៅ",
-    "source_missed_call": "ការហៅមិនបានលើក",
-    "language": "ភាសា",
-    "caller": "អ្នកហៅ",
-    "opted_out_sms": "បានឈប់ទទួលសារ SMS (ផ្ញើ STOP)៖ មិនផ្ញើសារទេ ប៉ុន្តែនៅតែអាចហៅទូរស័ព្ទបាន",
-    "reported_by_other": "អ្នកផ្សេងស្នើសុំជំនួស",
-    "subject_phone": "អ្នកដែលត្រូវការជំនួយ",
-    "consent_contact": "យល់ព្រមឱ្យទាក់ទង",
-    "consent_share": "យល់ព្រមចែករំលែកព័ត៌មាន",
-    "last_error": "បញ្ហាក្នុងការផ្ញើការជូនដំណឹង",
-    "yes": "បាទ/ចាស",
-    "no": "ទេ",
-    "unknown": "មិនទាន់ដឹង",
-    "reveal": "បង្ហាញលេខពេញ",
-    "reveal_hint": "(កត់ត្រាក្នុងកំណត់ហេតុសវនកម្ម)",
-    "actions": "សកម្មភាព",
-    "claim": "ទទួលបន្ទុកករណីនេះ",
-    "assign_to": "ចាត់តាំងឱ្យ",
-    "assign": "ចាត់តាំង",
-    "change_status": "ស្ថានភាព",
-    "reason": "មូលហេតុ",
-    "save_status": "រក្សាទុកស្ថានភាព",
-    "notes": "កំណត់ចំណាំ",
-    "no_notes": "មិនទាន់មានកំណត់ចំណាំ។",
-    "add_note": "កំណត់ចំណាំថ្មី",
-    "save_note": "រក្សាទុកកំណត់ចំណាំ",
-    "status_history": "ប្រវត្តិស្ថានភាព",
-    "when": "ពេលវេលា",
-    "from": "ពី",
-    "to": "ទៅ",
-    "who": "អ្នកណា",
-    "system": "ប្រព័ន្ធ",
-    "caller_history": "ប្រវត្តិអ្នកហៅ",
-    "calls": "ការហៅ",
-    "direction_inbound": "ចូល",
-    "direction_outbound": "ចេញ",
-    "no_path": "គ្មានជំហានត្រូវបានកត់ត្រា។",
-    "none": "គ្មាន។",
-    "texts": "សារ",
-    "body_purged": "សារត្រូវបានលុបចោលក្រោយរយៈពេលរក្សាទុក។",
-    "recordings": "សំឡេងថត",
-    "play_recording": "ចាក់សំឡេងថត",
-    "recording_pending": "មិនទាន់រក្សាទុក",
-    "recording_failed": "មិនអាចរក្សាទុកបាន",
-    "recording_purged": "ត្រូវបានលុបក្រោយរយៈពេលរក្សាទុក",
-    "recording_stored": "បានរក្សាទុក",
-    "earlier_cases": "ករណីផ្សេងទៀតពីលេខនេះ",
-    "claimed_ok": "អ្នកបានទទួលបន្ទុកករណីនេះ។",
-    "already_claimed": "មានអ្នកផ្សេងបានទទួលបន្ទុកករណីនេះមុនហើយ៖ {by}។",
-    "assigned_ok": "បានចាត់តាំងករណី។",
-    "status_ok": "បានរក្សាទុកស្ថានភាព។",
-    "note_ok": "បានរក្សាទុកកំណត់ចំណាំ។",
-    "empty_note": "កំណត់ចំណាំទទេ។",
-    "note_too_long": "កំណត់ចំណាំវែងពេក (យ៉ាងច្រើន ១០ ០០០ តួអក្សរ)។",
-    "bad_status": "ស្ថានភាពមិនស្គាល់។",
-    "same_status": "ករណីមានស្ថានភាពនេះរួចហើយ។",
-    "no_such_staff": "សូមជ្រើសរើសបុគ្គលិកដែលកំពុងសកម្ម។",
-    "case_closed": "ករណីនេះបានបិទហើយ។",
-    "callbacks_caption": "សំណើហៅត្រឡប់ដែលនៅបើក ដែលដល់ពេលមុនគេនៅខាងលើ។",
-    "no_callbacks": "គ្មានសំណើហៅត្រឡប់ទេ។",
-    "phone": "ទូរស័ព្ទ",
-    "asked": "ស្នើនៅ",
-    "due": "ដល់ពេល",
-    "preferred_time": "ពេលល្អបំផុត",
-    "when_now": "ឥឡូវនេះ",
-    "when_evening": "ពេលល្ងាច",
-    "when_weekend": "ចុងសប្តាហ៍",
-    "attempts": "ចំនួនដងបានហៅ",
-    "for_someone_else": "សម្រាប់អ្នកផ្សេង",
-    "call_now": "ហៅឥឡូវនេះ",
-    "call_queued": "ទូរស័ព្ទរបស់អ្នកនឹងរោទ៍ឥឡូវនេះ៖ ចុចលេខ ១ ដើម្បីទទួល។ បន្ទាប់មកទូរស័ព្ទរបស់គេនឹងរោទ៍ "
-                   "ពីលេខរបស់ខ្សែទូរស័ព្ទ ហើយគេនឹងត្រូវបានសួរជាមុនថា តើឥឡូវនេះជាពេលល្អសម្រាប់និយាយឬទេ។",
-    "callback_reason": "ហេតុអ្វីអ្នកហៅ (កត់ត្រាក្នុងកំណត់ហេតុ)",
-    "reason_required": "សូមប្រាប់មូលហេតុដែលអ្នកហៅមុនពេលកំណត់។",
-    "no_staff_phone": "គណនីរបស់អ្នកគ្មានលេខទូរស័ព្ទទេ ដូច្នេះខ្សែទូរស័ព្ទមិនអាចហៅអ្នកមុនបានទេ។ សូមស្នើអ្នកគ្រប់គ្រងបន្ថែមលេខ។ "
-                      "រហូតដល់ពេលនោះ សំណើនឹងត្រូវបានសាកល្បងដោយខ្លួនឯងនៅពេលកំណត់៖ {when}។",
-    "no_staff_phone_nobody_on_call": "គណនីរបស់អ្នកគ្មានលេខទូរស័ព្ទទេ ហើយគ្មាននរណាម្នាក់ប្រចាំការសម្រាប់ {country} ទេ៖ "
-                                     "គ្មានអ្វីត្រូវបានសាកល្បងរហូតដល់មាននរណាម្នាក់។",
-    "outside_calling_hours": "ក្រៅម៉ោងហៅទូរស័ព្ទ តាមម៉ោងរបស់អ្នកនោះ។ ការហៅដំបូងបំផុតដែលអាចធ្វើបានគឺ {when}។",
-    "too_soon": "ការសាកល្បងចុងក្រោយបានហៅគេតិចជាង {minutes} នាទីមុន។ ការហៅដំបូងបំផុតដែលអាចធ្វើបានគឺ {when}។",
-    "not_due": "មិនទាន់ដល់ពេល៖ {when} ({why})។",
-    "nobody_on_call": "គ្មាននរណាម្នាក់ប្រចាំការសម្រាប់ {country} ទេ៖ គ្មានអ្វីត្រូវបានសាកល្បងដោយខ្លួនឯងរហូតដល់មាននរណាម្នាក់ក្នុងបញ្ជី។",
-    "call_under_way": "កំពុងហៅ។",
-    "max_attempts": "ការសាកល្បងទាំង {n} ដងត្រូវបានប្រើអស់ហើយ។",
-    "no_number": "ករណីនេះគ្មានលេខសម្រាប់ហៅត្រឡប់ទេ (លេខលាក់ ឬមិនមែនជាលេខទូរស័ព្ទ)។",
-    "not_scheduled_yet": "កំពុងកំណត់ពេល",
-    "call_back_case": "ហៅត្រឡប់ដោយសុវត្ថិភាព",
-    "call_back_case_help": "ទូរស័ព្ទរបស់អ្នករោទ៍មុន (ចុចលេខ ១) បន្ទាប់មកអ្នកនោះ ពីលេខរបស់ខ្សែទូរស័ព្ទ "
-                           "ត្រូវបានសួរថា តើឥឡូវនេះជាពេលល្អសម្រាប់និយាយឬទេ។",
-    "outcome_staff_missed": "ទូរស័ព្ទបុគ្គលិកមិនបានទទួល",
-    "outcome_bridge_failed": "មិនអាចភ្ជាប់បាន",
-    "record_outcome": "លទ្ធផល",
-    "outcome_reached": "បានជួបនិយាយ",
-    "outcome_no_answer": "គ្មានអ្នកលើក",
-    "outcome_busy": "ជាប់រវល់",
-    "outcome_unsafe": "មិនមានសុវត្ថិភាពក្នុងការនិយាយ",
-    "outcome_wrong_number": "លេខខុស",
-    "outcome_machine": "សារសំឡេង",
-    "outcome_failed": "ការហៅបរាជ័យ",
-    "outcome_ok": "បានរក្សាទុកលទ្ធផល។",
-    "bad_outcome": "លទ្ធផលមិនស្គាល់។",
-    "callback_closed": "សំណើហៅត្រឡប់នេះបានបិទហើយ។",
-    "name": "ឈ្មោះ",
-    "role": "តួនាទី",
-    "last_login": "ចូលចុងក្រោយ",
-    "active": "សកម្ម",
-    "activate": "ដំណើរការឡើងវិញ",
-    "deactivate": "បិទគណនី",
-    "new_account": "គណនីថ្មី",
-    "phone_optional": "ទូរស័ព្ទ (មិនចាំបាច់; រោទ៍មុនពេលហៅត្រឡប់)",
-    "password_rule": "ពាក្យសម្ងាត់ (យ៉ាងតិច ១០ តួអក្សរ)",
-    "create_account": "បង្កើតគណនី",
-    "account_created": "បានបង្កើតគណនីសម្រាប់ {email}។",
-    "bad_phone": "លេខទូរស័ព្ទនេះមិនត្រឹមត្រូវ។",
-    "bad_country": "សូមប្រើលេខកូដប្រទេសពីរអក្សរ ដូចជា TH ឬ KH។",
-    "oncall_help": "ការជូនដំណឹងករណីបន្ទាន់សម្រាប់ប្រទេសមួយ ទៅកាន់លេខរបស់ប្រទេសនោះតាមលំដាប់។",
-    "oncall_empty": "បញ្ជីវេនទទេ៖ ការជូនដំណឹងទៅកាន់លេខក្នុង HOTLINE_ONCALL៖",
-    "oncall_none": "គ្មាននរណាម្នាក់ប្រចាំការទេ៖ បញ្ជីវេនទទេ ហើយ HOTLINE_ONCALL មិនបានកំណត់ "
-                   "ដូច្នេះការជូនដំណឹងករណីបន្ទាន់មិនទៅដល់នរណាម្នាក់ឡើយ។ សូមបន្ថែមលេខខាងក្រោម។",
-    "oncall_nobody": "គ្មាននរណាម្នាក់ប្រចាំការទេ៖ ការជូនដំណឹងករណីបន្ទាន់មិនទៅដល់នរណាម្នាក់ឡើយ។",
-    "oncall_nobody_for": "គ្មាននរណាម្នាក់ប្រចាំការសម្រាប់ {countries} ទេ៖ ការជូនដំណឹងករណីបន្ទាន់ពីទីនោះមិនទៅដល់នរណាម្នាក់ឡើយ។",
-    "oncall_fix": "បន្ថែមលេខទៅក្នុងបញ្ជីវេនប្រចាំការ",
-    "oncall_alerted": "កំពុងជូនដំណឹងករណីបន្ទាន់ {count} ដែលកំពុងរង់ចាំអ្នកប្រចាំការ។",
-    "oncall_add": "បន្ថែមលេខ",
-    "country_code": "ប្រទេស (TH, KH, ...)",
-    "position": "លំដាប់",
-    "remove": "ដកចេញ",
-    "add": "បន្ថែម",
-    "object_type": "ប្រភេទវត្ថុ",
-    "object_id": "លេខសម្គាល់វត្ថុ",
-    "staff_id": "លេខសម្គាល់បុគ្គលិក",
-    "filter": "ត្រង",
-    "action": "សកម្មភាព",
-    "object": "វត្ថុ",
-    "ip": "អាសយដ្ឋាន",
-    "detail": "ព័ត៌មានលម្អិត",
-    "remember_device": "ចងចាំឧបករណ៍នេះ (នៅតែចូលប្រព័ន្ធពេលបិទកម្មវិធីរុករក រហូតដល់ ៨ ម៉ោង)",
-    "change_password": "ប្តូរពាក្យសម្ងាត់",
-    "must_change_password": "សូមជ្រើសរើសពាក្យសម្ងាត់ផ្ទាល់ខ្លួនមុននឹងបន្ត៖ ពាក្យសម្ងាត់ដែលអ្នកបានប្រើចូល ត្រូវបានកំណត់ដោយអ្នកផ្សេង។",
-    "old_password": "ពាក្យសម្ងាត់បច្ចុប្បន្ន",
-    "new_password": "ពាក្យសម្ងាត់ថ្មី (យ៉ាងតិច ១០ តួអក្សរ)",
-    "confirm_password": "ពាក្យសម្ងាត់ថ្មីម្តងទៀត",
-    "passwords_differ": "ពាក្យសម្ងាត់ថ្មីទាំងពីរមិនដូចគ្នាទេ។",
-    "wrong_old_password": "ពាក្យសម្ងាត់បច្ចុប្បន្នមិនត្រឹមត្រូវ។",
-    "same_password": "សូមជ្រើសរើសពាក្យសម្ងាត់ខុសពីពាក្យសម្ងាត់បច្ចុប្បន្ន។",
-    "password_changed": "បានប្តូរពាក្យសម្ងាត់។ វគ្គផ្សេងទៀតរបស់អ្នកត្រូវបានបញ្ចប់។",
-    "logout_everywhere": "ចាកចេញពីគ្រប់ទីកន្លែង",
-    "logout_everywhere_help": "បញ្ចប់គ្រប់វគ្គរបស់អ្នក នៅលើគ្រប់ឧបករណ៍ រួមទាំងឧបករណ៍នេះ។",
-    "reset_password": "កំណត់ពាក្យសម្ងាត់ឡើងវិញ",
-    "password_reset_title": "បានកំណត់ពាក្យសម្ងាត់ឡើងវិញ",
-    "password_reset_done": ("ពាក្យសម្ងាត់បណ្តោះអាសន្នសម្រាប់ {email} (បង្ហាញតែម្តង)៖ {password} — "
-                            "សូមផ្តល់ឱ្យគាត់ដោយសម្ងាត់។ គាត់ត្រូវប្តូរវាពេលចូលប្រព័ន្ធ។ វគ្គរបស់គាត់ត្រូវបានបញ្ចប់។"),
-    "case_not_allowed": "តួនាទីរបស់អ្នកមិនអាចធ្វើការនេះចំពោះករណីនេះបានទេ។",
-    "two_factor": "ការចូលប្រព័ន្ធពីរជំហាន",
-    "two_factor_help": ("ស្កេនកូដនេះដោយកម្មវិធីផ្ទៀងផ្ទាត់ (ឬវាយសោខាងក្រោម) "
-                        "បន្ទាប់មកបញ្ចូលលេខកូដ ៦ ខ្ទង់ដែលវាបង្ហាញ។"),
-    "totp_secret_once": "សោ (បង្ហាញតែពេលនេះ)៖",
-    "totp_enter_code": "លេខកូដ ៦ ខ្ទង់ពីកម្មវិធីផ្ទៀងផ្ទាត់របស់អ្នក",
-    "totp_enable": "បើកការចូលប្រព័ន្ធពីរជំហាន",
-    "totp_enabled": "ការចូលប្រព័ន្ធពីរជំហានបានបើក៖ ការចូលនីមួយៗនឹងសួររកលេខកូដ។",
-    "totp_on": "ការចូលប្រព័ន្ធពីរជំហានកំពុងបើក។ ដើម្បីបិទ សូមបញ្ចូលពាក្យសម្ងាត់របស់អ្នក។",
-    "totp_disable": "បិទការចូលប្រព័ន្ធពីរជំហាន",
-    "totp_bad_code": "លេខកូដនោះមិនត្រឹមត្រូវទេ។ សូមពិនិត្យម៉ោងលើទូរស័ព្ទរបស់អ្នក ហើយសាកល្បងលេខកូដថ្មីបំផុត។",
-}
-
-STRINGS = {"en": EN, "km": KM}
-
-
-def t(key: str, lang: str = "en", **values: Any) -> str:
-    """The string for `key` in `lang`, falling back to English, then to the key itself."""
-    text = STRINGS.get(lang, EN).get(key) or EN.get(key) or key
-    return text.format(**values) if values else text
-
-
-# --- reports (/staff/reports, `hotline report`); Khmer drafts need the same review as above -----------
+# --- reports (/staff/reports, `hotline report`) --------------------------------------------------
 
 REPORT_EN: dict[str, str] = {
     "reports": "Reports",
@@ -514,6 +309,8 @@ REPORT_EN: dict[str, str] = {
     "rep_t_cases_status": "Cases by status (now)",
     "rep_t_cases_country": "Cases by country",
     "rep_t_cases_province": "Cases by home province",
+    "rep_t_callers_province": "Callers by province (their answer in the voice menu)",
+    "rep_caller_province": "Province",
     "rep_t_urgent": "Urgent cases and alerts",
     "rep_t_durations": "How fast",
     "rep_channel": "Channel",
@@ -578,119 +375,7 @@ REPORT_EN: dict[str, str] = {
     "rep_callback_time_to_reach": "Callbacks: time to reach",
 }
 
-REPORT_KM: dict[str, str] = {
-    "reports": "របាយការណ៍",
-    "role_reports": "របាយការណ៍",
-    "province": "ខេត្ត",
-    "district": "ស្រុក",
-    "province_none": "មិនដឹង",
-    "province_saved": "បានរក្សាទុកខេត្ត។",
-    "save": "រក្សាទុក",
-    "bad_province": "សូមជ្រើសខេត្តពីបញ្ជី (និងស្រុកក្នុងខេត្តនោះ)។",
-    "rep_title": "របាយការណ៍ខ្សែទូរស័ព្ទជំនួយ",
-    "rep_from": "ពី",
-    "rep_to": "ដល់",
-    "rep_by": "ដាក់ជាក្រុមតាម",
-    "rep_week": "សប្តាហ៍",
-    "rep_month": "ខែ",
-    "rep_show": "បង្ហាញ",
-    "rep_download_csv": "ទាញយក CSV",
-    "rep_download_xlsx": "ទាញយក XLSX",
-    "rep_bad_range": "សូមបញ្ចូលថ្ងៃចាប់ផ្តើម និងថ្ងៃបញ្ចប់ (YYYY-MM-DD) មិនលើសពីបីឆ្នាំ។",
-    "rep_suppression": "ចំនួនពី 1 ដល់ {k1} បង្ហាញជា <{k}។ ក្រឡាដែលមានសញ្ញា * ក៏ត្រូវលាក់ដែរ "
-                       "ដើម្បីកុំឱ្យគេគណនាចំនួនតូចពីចំនួនសរុបបាន។",
-    "rep_total": "សរុប",
-    "rep_t_contacts": "ទំនាក់ទំនងតាមមធ្យោបាយ",
-    "rep_t_callers": "អ្នកហៅ (លេខខុសៗគ្នា)",
-    "rep_t_calls_language": "ការហៅតាមភាសា",
-    "rep_t_calls_country": "ការហៅតាមប្រទេសរបស់អ្នកហៅ",
-    "rep_t_messages": "សារដែលបានស្តាប់",
-    "rep_t_funnel": "កន្លែងដែលអ្នកហៅឈប់",
-    "rep_t_hangups": "ការដាក់ទូរស័ព្ទតាមម៉ឺនុយ",
-    "rep_t_sms_keyword": "សារ SMS តាមពាក្យគន្លឹះ និងភាសា",
-    "rep_t_callbacks": "សំណើហៅត្រឡប់តាមលទ្ធផល",
-    "rep_t_cases_category": "ករណីតាមប្រភេទ",
-    "rep_t_cases_priority": "ករណីតាមអាទិភាព",
-    "rep_t_cases_status": "ករណីតាមស្ថានភាព (ឥឡូវ)",
-    "rep_t_cases_country": "ករណីតាមប្រទេស",
-    "rep_t_cases_province": "ករណីតាមខេត្តកំណើត",
-    "rep_t_urgent": "ករណីបន្ទាន់ និងការជូនដំណឹង",
-    "rep_t_durations": "ល្បឿន",
-    "rep_channel": "មធ្យោបាយ",
-    "rep_callers": "អ្នកហៅ",
-    "rep_language": "ភាសា",
-    "rep_country": "ប្រទេស",
-    "rep_message": "សារ",
-    "rep_heard": "ចំនួនដងចាប់ផ្តើមស្តាប់",
-    "rep_completed": "ចំនួនដងស្តាប់ដល់ចប់",
-    "rep_completion": "ភាគរយស្តាប់ចប់",
-    "rep_stage": "ដំណាក់កាល",
-    "rep_calls": "ការហៅ",
-    "rep_node": "ម៉ឺនុយ",
-    "rep_keyword": "ពាក្យគន្លឹះ",
-    "rep_callback": "លទ្ធផល",
-    "rep_case_category": "ប្រភេទ",
-    "rep_case_priority": "អាទិភាព",
-    "rep_case_status": "ស្ថានភាព",
-    "rep_case_country": "ប្រទេស",
-    "rep_case_province": "ខេត្ត",
-    "rep_urgent": "បន្ទាន់",
-    "rep_duration": "រយៈពេល",
-    "rep_n": "ករណី",
-    "rep_median": "មធ្យម (median)",
-    "rep_p90": "ភាគរយទី ៩០",
-    "rep_duration_note": "រយៈពេលទទួលបន្ទុក៖ ពីពេលបើកករណី ដល់ពេលបុគ្គលិកទទួលបន្ទុក។ រយៈពេលទាក់ទងលើកដំបូង៖ "
-                         "ដល់ការហៅត្រឡប់ដែលទាក់ទងបាន ឬមេធាវីលើកទូរស័ព្ទបន្ទាន់។",
-    "rep_channel_voice": "ការហៅទៅម៉ឺនុយ",
-    "rep_channel_missed_call": "ការហៅខកខាន",
-    "rep_channel_sms": "សារ SMS",
-    "rep_first_time": "លើកដំបូង",
-    "rep_returning": "ហៅម្តងទៀត",
-    "rep_lang_km": "ខ្មែរ",
-    "rep_lang_th": "ថៃ",
-    "rep_lang_en": "អង់គ្លេស",
-    "rep_lang_unknown": "មិនបានជ្រើស",
-    "rep_unknown": "មិនដឹង",
-    "rep_none": "គ្មានពាក្យគន្លឹះ",
-    "rep_country_KH": "កម្ពុជា",
-    "rep_country_TH": "ថៃ",
-    "rep_country_other": "ផ្សេងៗ",
-    "rep_country_unknown": "មិនដឹង",
-    "rep_province_unknown": "មិនដឹង",
-    "rep_stage_called": "បានហៅ",
-    "rep_stage_language": "បានជ្រើសភាសា",
-    "rep_stage_message": "បានចាប់ផ្តើមស្តាប់សារ",
-    "rep_stage_completed": "បានស្តាប់សារដល់ចប់",
-    "rep_cb_reached": "ទាក់ទងបាន",
-    "rep_cb_given_up": "បោះបង់ (អស់ចំនួនដង)",
-    "rep_cb_open": "នៅបើក",
-    "rep_cb_cancelled": "បានលុបចោល",
-    "rep_cb_closed_other": "បិទដោយមូលហេតុផ្សេង",
-    "rep_priority_urgent": "បន្ទាន់",
-    "rep_priority_normal": "ធម្មតា",
-    "rep_urgent_opened": "ករណីបន្ទាន់ដែលបានបើក",
-    "rep_urgent_escalated": "បានបញ្ជូនបន្ត",
-    "rep_urgent_overdue": "ហួសពេល",
-    "rep_alerts_failed": "ការជូនដំណឹងដែលបរាជ័យ",
-    "rep_time_to_claim": "បន្ទាន់៖ រយៈពេលទទួលបន្ទុក",
-    "rep_time_to_contact": "បន្ទាន់៖ រយៈពេលទាក់ទងលើកដំបូង",
-    "rep_callback_time_to_reach": "ហៅត្រឡប់៖ រយៈពេលទាក់ទងបាន",
-}
 EN.update(REPORT_EN)
-KM.update(REPORT_KM)
-
-
-def report_label(lang: str) -> Any:
-    """Label function for hotline.services.reports: "rep_status_new" falls back to "status_new"."""
-
-    def label(key: str) -> str:
-        for candidate in (key, key.removeprefix("rep_")):
-            text = STRINGS.get(lang, EN).get(candidate) or EN.get(candidate)
-            if text:
-                return text
-        return key.removeprefix("rep_")
-
-    return label
 
 
 # --- content studio (/staff/content); Khmer drafts need the same review as above ------------------------
@@ -791,102 +476,129 @@ CONTENT_EN: dict[str, str] = {
     "content_draft_first": "Everything below is in the draft until the first publish.",
     "content_live_unreviewed": "Callers now get {count} text(s) or recording(s) no reviewer has checked.",
 }
-CONTENT_KM: dict[str, str] = {
-    "role_content": "មាតិកា",
-    "content": "មាតិកា",
-    "content_matrix": "សារសំឡេង និងសារ SMS",
-    "content_menu_tree": "មឺនុយ",
-    "content_versions": "កំណែ និងការបោះផ្សាយ",
-    "content_published_now": "អ្នកហៅស្តាប់កំណែ {number}។",
-    "content_lang_km": "ខ្មែរ",
-    "content_lang_th": "ថៃ",
-    "content_lang_en": "អង់គ្លេស",
-    "content_audio_recorded": "បានថត",
-    "content_audio_placeholder": "សំឡេងបណ្ដោះអាសន្ន",
-    "content_audio_missing": "គ្មាន",
-    "content_edit": "កែ",
-    "content_record": "ថត",
-    "content_review_needs_review": "ត្រូវពិនិត្យ",
-    "content_review_reviewed": "បានពិនិត្យ",
-    "content_publish": "បោះផ្សាយសេចក្តីព្រាង",
-    "content_save_draft": "រក្សាទុកក្នុងសេចក្តីព្រាង",
-    "content_try_draft": "សាកល្បងសេចក្តីព្រាងក្នុងកម្មវិធីក្លែងធ្វើ",
-    "content_starter_now": "អ្នកហៅស្តាប់សំណុំដើម (មិនទាន់បានបោះផ្សាយអ្វីទេ)។",
-    "content_draft_status": "សេចក្តីព្រាង៖ ការផ្លាស់ប្តូរ {changes} មិនទាន់បោះផ្សាយ។",
-    "content_problem_count": "បញ្ហា {count} ត្រូវកែមុនពេលបោះផ្សាយ",
-    "content_language": "ភាសា",
-    "content_all_languages": "គ្រប់ភាសា",
-    "content_show": "បង្ហាញ",
-    "content_kind": "ប្រភេទ",
-    "content_all_kinds": "សារសំឡេង និងសារ SMS",
-    "content_kind_text": "សារសំឡេង",
-    "content_kind_reply": "សារ SMS ឆ្លើយតប",
-    "content_filter": "ច្រោះ",
-    "content_filter_all": "ទាំងអស់",
-    "content_filter_needs_recording": "នៅត្រូវការថតសំឡេង",
-    "content_filter_placeholder": "មានតែសំឡេងបណ្ដោះអាសន្ន",
-    "content_filter_unreviewed": "មិនទាន់បានពិនិត្យ",
-    "content_filter_problems": "មានបញ្ហា",
-    "content_rows_shown": "បង្ហាញ {shown} ក្នុងចំណោម {total}។",
-    "content_csv_export": "ទាញយកអត្ថបទទាំងអស់ (CSV សម្រាប់អ្នកបកប្រែ)",
-    "content_csv_import": "ផ្ទុកឡើងអត្ថបទដែលបានបកប្រែ (CSV)",
-    "content_upload": "ផ្ទុកឡើង",
-    "content_matrix_caption": "សារ និងចម្លើយនីមួយៗគ្រប់ភាសា៖ ពាក្យ ការថត ការពិនិត្យ ការផ្លាស់ប្តូរចុងក្រោយ",
-    "content_item": "សារ / ចម្លើយ",
-    "content_recording": "ការថត",
-    "content_words": "ពាក្យ",
-    "content_review_draft": "សេចក្តីព្រាង",
-    "content_reviewed_by": "បានពិនិត្យដោយ {name}",
-    "content_unreviewed_heard": "អ្នកហៅនឹងទទួលបានអ្វីដែលមិនទាន់ពិនិត្យ។",
-    "content_mark_reviewed": "សម្គាល់ពាក្យថាបានពិនិត្យ",
-    "content_mark_recording_reviewed": "សម្គាល់ការថតថាបានពិនិត្យ",
-    "content_sms_parts": "SMS {parts} ផ្នែក",
-    "content_sms_parts_live": "SMS {parts} ផ្នែក, {encoding}",
-    "content_empty": "មិនអាចទទេបានទេ៖ សរសេរអត្ថបទ ឬរក្សាអត្ថបទចាស់។",
-    "content_conflict": ("{by} បានផ្លាស់ប្តូរវា ខណៈអ្នកកំពុងកែ។ អត្ថបទរបស់អ្នកនៅក្នុងប្រអប់ "
-                         "អត្ថបទរបស់គេនៅខាងក្រោម។ សូមបញ្ចូលគ្នា ហើយរក្សាទុកម្តងទៀត។"),
-    "content_conflict_help": "ចម្លងអ្វីដែលអ្នកត្រូវការទៅប្រអប់ខាងលើ រួចរក្សាទុក។",
-    "content_theirs": "អ្វីដែលបានរក្សាទុកឥឡូវ",
-    "content_saved": "បានរក្សាទុកក្នុងសេចក្តីព្រាង។ អ្នកហៅឮវាតែក្រោយការបោះផ្សាយ។",
-    "content_back": "ត្រឡប់ក្រោយ",
-    "content_draft_gone": "សេចក្តីព្រាងត្រូវបានបោះផ្សាយខណៈអ្នកកំពុងកែ។ អត្ថបទរបស់អ្នកនៅដដែល៖ សូមរក្សាទុកម្តងទៀត។",
-    "content_unknown_item": "អត្ថបទនោះមិនមានទេ។",
-    "content_no_recording": "គ្មានការថតសម្រាប់ពិនិត្យទេ។",
-    "content_invalid": "មិនអាចបោះផ្សាយសេចក្តីព្រាងបានទេ៖ បញ្ហា {count}។ បញ្ហានីមួយៗបង្ហាញនៅក្បែរកន្លែងរបស់វា។",
-    "content_published": "កំណែ {number} ត្រូវបានបោះផ្សាយ។ ខ្សែទាំងអស់ប្រើវាក្នុងរយៈពេលប៉ុន្មានវិនាទី។",
-    "content_rolled_back": "កំណែ {number} បានត្រឡប់មកវិញ ជាកំណែ {new}។",
-    "content_nothing_to_publish": "គ្មានសេចក្តីព្រាងសម្រាប់បោះផ្សាយទេ។",
-    "content_draft_changed": "សេចក្តីព្រាងបានផ្លាស់ប្តូរតាំងពីអ្នកបើកទំព័រនេះ។ សូមមើលការផ្លាស់ប្តូរ រួចបោះផ្សាយម្តងទៀត។",
-    "content_no_version": "គ្មានកំណែនោះទេ។",
-    "content_csv_bad": "សូមជ្រើសឯកសារ CSV (យ៉ាងច្រើន 2 MB)។",
-    "content_csv_columns": "CSV ត្រូវការជួរឈរ kind, key, lang និង text (ទាញយកមួយដើម្បីមើល)។",
-    "content_csv_done": ("អត្ថបទ {changed} បានផ្លាស់ប្តូរ {unchanged} មិនផ្លាស់ប្តូរ ជួរ {refused} ត្រូវបានបដិសេធ "
-                         "{conflicts} ត្រូវអ្នកផ្សេងផ្លាស់ប្តូរក្នុងពេលនោះ (មិនបានអនុវត្ត)។"),
-    "content_keys_syntax": "បន្ទាត់ {line}៖ សរសេរគ្រាប់ចុច = និងកន្លែងដែលវានាំទៅ ឧ. 1 = main",
-    "content_nodes_caption": "មឺនុយសំឡេង៖ ថ្នាំងនីមួយៗ គ្រាប់ចុចរបស់វា និងកន្លែងដែលវានាំទៅ",
-    "content_node": "ថ្នាំងមឺនុយ",
-    "content_node_type": "ប្រភេទ",
-    "content_keys": "គ្រាប់ចុច",
-    "content_keys_help": "គ្រាប់ចុច មួយក្នុងមួយបន្ទាត់៖ គ្រាប់ចុច = កន្លែងដែលវានាំទៅ ឧ. 1 = msg_before_you_go",
-    "content_timeout": "ចំនួនវិនាទីរង់ចាំគ្រាប់ចុច",
-    "content_no_input": "ពេលគ្មានគ្រាប់ចុចត្រូវបានចុច",
-    "content_wrong_key": "ពេលចុចគ្រាប់ចុចខុស",
-    "content_retries": "ចំនួនដងព្យាយាមមុនបន្ត",
-    "content_then": "បន្ទាប់មកទៅ (ថ្នាំង)",
-    "content_draft": "សេចក្តីព្រាង",
-    "content_draft_older": ("សេចក្តីព្រាងចាប់ផ្តើមពីកំណែ {based}; កំណែ {number} ត្រូវបានបោះផ្សាយតាំងពីពេលនោះ។ "
-                            "ការបោះផ្សាយសេចក្តីព្រាងនឹងជំនួសវា។"),
-    "content_publish_note": "អ្វីដែលបានផ្លាស់ប្តូរ (សម្រាប់កំណត់ត្រា)",
-    "content_versions_caption": "កំណែដែលបានបោះផ្សាយទាំងអស់ អាចយកមកវិញបានគ្រប់កំណែ",
-    "content_version": "កំណែ",
-    "content_published_at": "បានបោះផ្សាយ",
-    "content_note": "កំណត់ចំណាំ",
-    "content_live": "អ្វីដែលអ្នកហៅស្តាប់",
-    "content_rollback_to": "យកកំណែ {number} មកវិញ",
-    "content_mark_needs_review": "ត្រូវពិនិត្យម្តងទៀត",
-    "content_mark_draft": "ត្រឡប់ទៅសេចក្តីព្រាង (មិនទាន់រួចរាល់)",
-    "content_draft_first": "អ្វីៗខាងក្រោមស្ថិតក្នុងសេចក្តីព្រាង រហូតដល់ការបោះផ្សាយលើកដំបូង។",
-    "content_live_unreviewed": "ឥឡូវនេះ អ្នកហៅទទួលបានអត្ថបទ ឬការថត {count} ដែលមិនទាន់មាននរណាពិនិត្យ។",
-}
 EN.update(CONTENT_EN)
-KM.update(CONTENT_KM)
+
+RECORD_EN: dict[str, str] = {
+    "rec_title": "Record prompt {n}: {prompt} ({language})",
+    "rec_back": "Back to the content matrix",
+    "rec_say": "What to say",
+    "rec_no_text": "This prompt has no words in this language yet: write them first.",
+    "rec_now": "What plays now",
+    "rec_now_take": "The draft's recording ({seconds} s, {review}).",
+    "rec_now_placeholder": "A placeholder: no one has recorded this prompt in this language yet.",
+    "rec_now_nothing": "Nothing: this prompt has no audio in this language.",
+    "rec_browser": "Record in the browser",
+    "rec_level": "Microphone level",
+    "rec_start": "Start recording",
+    "rec_stop": "Stop",
+    "rec_listen": "Listen to your take, then keep it or record again.",
+    "rec_keep": "Keep this take",
+    "rec_redo": "Record again",
+    "rec_no_mic": "This browser cannot record here: upload a file instead.",
+    "rec_upload": "Upload a file",
+    "rec_file": "Recording (any audio format: m4a, mp3, wav, ogg ..., at most {max})",
+    "rec_upload_button": "Upload",
+    "rec_choose_file": "Choose a recording first.",
+    "rec_refused": "Not kept: {reason}",
+    "rec_too_large": "Not kept: the file is larger than {mb} MB; a prompt needs much less (send it as m4a or mp3).",
+    "rec_kept": "Kept: {seconds} s, now in the draft and marked for review (loudness {lufs} LUFS before, "
+                "{target} after).",
+    "rec_how": "The recording is cut to the speech, brought to telephone loudness, and checked: silence, "
+               "distortion (too loud) and takes over {max} are refused with the reason.",
+    "rec_phone": "Record by phone",
+    "rec_phone_help": "Call the content line from the phone number on your account and type your PIN; this "
+                      "prompt is number {n}.",
+    "rec_pin": "Phone PIN (6 to 8 digits)",
+    "rec_pin_confirm": "PIN again",
+    "rec_pin_password": "Your console password",
+    "rec_pin_set": "Set PIN",
+    "rec_pin_saved": "Your phone PIN is set.",
+    "rec_pin_differ": "The two PINs differ.",
+    "rec_pin_no_phone": "Your account has no phone number: ask an admin to add it first.",
+    "rec_pin_has": "You have a PIN. Setting a new one replaces it.",
+    "rec_mic_blocked": "The microphone is blocked: allow it in the browser, or upload a file.",
+    "rec_mic_none": "No microphone could be opened: upload a file instead.",
+    "rec_take_loud": "That take touched full volume: listen, and record again further from the microphone if it "
+                     "sounds harsh.",
+    "rec_take_quiet": "That take is very quiet: check the microphone, or move closer.",
+    "rec_saving": "Checking and saving ...",
+    "rec_script": "The script in {language}, numbered as the content line says them",
+    "rec_script_link": "Print the numbered script",
+    "rec_number": "No.",
+    "rec_prompt": "Prompt",
+    "rec_words": "Words",
+    "rec_state": "Recording",
+    "rec_recorded": "recorded",
+    "rec_to_record": "to record",
+    "rec_phone_takes": "Recorded by phone",
+    "rec_take_recorded": "not kept",
+    "rec_take_kept": "kept, being checked",
+    "rec_take_stored": "in the draft",
+    "rec_take_refused": "refused",
+    "rec_take_failed": "not received",
+}
+EN.update(RECORD_EN)
+
+# Khmer drafts of new keys, not yet moved into the catalog (dict-style strings from other branches
+# land here at merge; `python -m hotline.catalog` then moves them and empties this).
+KM_PENDING: dict[str, str] = {
+}
+
+
+@functools.cache
+def translations(lang: str) -> NullTranslations:
+    """The compiled catalog of `lang` (built in memory from its .po: no .mo file or network needed)."""
+    if lang not in catalog.LANGS:
+        return NullTranslations()
+    import io
+
+    return Translations(io.BytesIO(catalog.compiled(lang)), domain=catalog.DOMAIN)
+
+
+@functools.cache
+def _contexts(lang: str) -> frozenset[str]:
+    """Keys whose English is shared with a key translated differently: looked up with msgctxt=key."""
+    return frozenset(m.context for m in catalog.read_catalog(lang) if m.context)
+
+
+def gettext_for(key: str, lang: str) -> str | None:
+    """The translation of `key` in `lang` through gettext, None when the catalog has none."""
+    msgid = EN.get(key)
+    if msgid is None:
+        return None
+    tr = translations(lang)
+    text = str(tr.pgettext(key, msgid) if key in _contexts(lang) else tr.gettext(msgid))
+    if text != msgid or lang == "en":
+        return text
+    return KM_PENDING.get(key) if lang == "km" else None
+
+
+def t(key: str, lang: str = "en", **values: Any) -> str:
+    """The string for `key` in `lang`, falling back to English, then to the key itself."""
+    text = (gettext_for(key, lang) if lang != "en" else None) or EN.get(key) or key
+    return text.format(**values) if values else text
+
+
+def _catalog_view(lang: str) -> dict[str, str]:
+    """Key -> text for one language, as the dicts were: only keys the catalog (or KM_PENDING) translates."""
+    return {k: text for k in EN if (text := gettext_for(k, lang) or "")}
+
+
+KM: dict[str, str] = _catalog_view("km")
+KM_REVIEWED = not any(catalog.REVIEW_FLAG in m.flags for m in catalog.read_catalog("km") if m.id)
+STRINGS = {"en": EN, "km": KM}
+
+
+def report_label(lang: str) -> Callable[[str], str]:
+    """Label function for hotline.services.reports: "rep_status_new" falls back to "status_new"."""
+
+    def label(key: str) -> str:
+        for candidate in (key, key.removeprefix("rep_")):
+            if candidate in EN:
+                return t(candidate, lang)
+        return key.removeprefix("rep_")
+
+    return label
+
+
+# --- content studio (/staff/content); Khmer drafts need the same review as above ------------------------

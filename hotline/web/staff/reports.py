@@ -12,8 +12,8 @@ from typing import Any
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
 from hotline.db import utcnow
-from hotline.models import Case, Role
-from hotline.services import places, reports
+from hotline.models import Role
+from hotline.services import cases, places, reports
 from hotline.web import charts, resources, session
 from hotline.web.staff.base import _lang, audit, staff_required
 from hotline.web.staff.base import bp as staff_bp
@@ -102,7 +102,7 @@ def reports_export(fmt: str):  # type: ignore[no-untyped-def]
 @staff_required(roles=(Role.ADMIN, Role.LAWYER, Role.OPERATOR))
 def case_province(case_id: int):  # type: ignore[no-untyped-def]
     """Set (or clear) the home province and district of the person the case is about; audited."""
-    case = session().get(Case, case_id)
+    case = cases.get_case(session(), case_id)
     if case is None:
         abort(404)
     try:
@@ -110,8 +110,7 @@ def case_province(case_id: int):  # type: ignore[no-untyped-def]
     except ValueError:
         flash(t("bad_province", _lang()), "error")
         return redirect(url_for("staff.case_page", case_id=case.id))
-    before = (case.province, case.district)
-    case.province, case.district = province, district
+    before = cases.set_place(case, province, district)
     audit("case.province", "case", case.id, before=list(before), after=[province, district])
     session().commit()
     flash(t("province_saved", _lang()), "ok")
