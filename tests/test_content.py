@@ -280,6 +280,7 @@ def test_publish_from_the_console_reaches_sms_at_once_and_is_audited(db, client,
     assert resp.status_code == 302
     html = client.get("/staff/content/versions").get_data(as_text=True)
     assert "Version 1 is back, published as version 2" in html
+    assert "Callers now get" in client.get("/staff/content").get_data(as_text=True)  # nothing reviewed yet
 
 
 def test_staff_hear_a_take_and_callers_hear_only_the_published_one(db, client, editor, store, twilio) -> None:
@@ -466,3 +467,16 @@ def test_review_states_show_who_reviewed_and_a_change_needs_review_again(db, cli
     assert content.item(db, content.draft(db), "text", "main_menu", "km").review == ContentReview.NEEDS_REVIEW
     reviews = db.scalars(sa.select(AuditEvent).where(AuditEvent.action == "content.review")).all()
     assert len(reviews) == 2 and all(r.staff_id == editor.id for r in reviews)
+
+
+def test_two_editors_of_one_menu_node_the_second_keeps_their_form(client, editor) -> None:
+    path = "/staff/content/menu/main"
+    page = client.get(path).get_data(as_text=True)
+    keys = re.search(r'<textarea id="keys" name="keys"[^>]*>([^<]*)</textarea>', page).group(1)
+    form = {"csrf_token": _csrf(client, path), "revision": _revision(page), "keys": keys, "timeout": "7",
+            "no_input_retries": "", "no_input_then": "", "wrong_key_retries": "", "wrong_key_then": ""}
+    assert client.post(path, data=form).status_code == 302
+    resp = client.post(path, data={**form, "timeout": "9"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 409 and "Sophea changed this" in html
+    assert 'id="timeout" name="timeout" inputmode="numeric" value="9"' in html

@@ -53,7 +53,8 @@ def register(cli: click.Group) -> None:
         click.echo(f"Wrote {label} to {directory}: {len(files)} script files and audio/ with its manifest.")
 
     @content_group.command("import", help="Read ivr_scripts/ and audio/ from DIR (e.g. `.` for the repo's "
-                                          "starter set), check them and publish them as the next version.")
+                                          "starter set), check them and publish them as the next version. "
+                                          "The current draft is replaced (export it first to keep it).")
     @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
     @click.option("--draft", "as_draft", is_flag=True, help="Replace the draft with it; do not publish.")
     @click.option("--note", default="", help="What this version is, for the versions page.")

@@ -474,6 +474,7 @@ CONTENT_EN: dict[str, str] = {
     "content_mark_needs_review": "Needs review again",
     "content_mark_draft": "Back to draft (not ready)",
     "content_draft_first": "Everything below is in the draft until the first publish.",
+    "content_live_unreviewed": "Callers now get {count} text(s) or recording(s) no reviewer has checked.",
 }
 EN.update(CONTENT_EN)
 
