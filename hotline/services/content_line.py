@@ -144,6 +144,10 @@ def login(session: Session, call: ContentCall, from_: str, pin: str, now: dateti
     return found
 
 
+def get_call(session: Session, call_id: int) -> ContentCall | None:
+    return session.get(ContentCall, call_id)
+
+
 def authenticated(session: Session, call_id: int, call_sid: str) -> ContentCall | None:
     """The content call of this CallSid whose PIN was right (every step after the PIN asks this)."""
     call = session.get(ContentCall, call_id)

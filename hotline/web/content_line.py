@@ -111,7 +111,7 @@ def incoming() -> Response:
 def pin() -> Response:
     s, form = session(), request.form
     cid = request.args.get("c", "")
-    call = s.get(ContentCall, int(cid)) if cid.isdigit() and len(cid) < 10 else None
+    call = service.get_call(s, int(cid)) if cid.isdigit() and len(cid) < 10 else None
     if call is None or call.call_sid != form.get("CallSid", "") or call.staff_id is not None:
         return _goodbye()
     if call.pin_tries >= service.TRIES_PER_CALL:
