@@ -85,7 +85,7 @@ def content_home() -> Any:
     published = content.latest(s)
     files = {r.key: json.loads(r.value).get("file", "") for r in content.items(s, d, "prompt")}
     s.commit()  # the draft, when this visit started it
-    return render_template("staff/content.html", rows=visible, langs=langs, lang=lang, shown=shown, kind=kind,
+    return render_template("staff/content.html", rows=visible, langs=langs, filter_lang=lang, shown=shown, kind=kind,
                            files=files, states=list(ContentReview),
                            filters=FILTERS, draft=d, published=published, problems=problems, bad=bad,
                            record_url=_record_url, total=len(rows),
