@@ -84,6 +84,9 @@ class Settings:
     report_min_cell: int = 5
     # The worker's loop: periodic duties, outbox sweep and heartbeat every this many seconds.
     worker_tick_seconds: int = 15
+    # Chat and gateway channels that are on: channel name -> its settings by their environment names
+    # (`CHANNEL_SETTINGS`; the `*_API_BASE_URL` ones filled with the platform's own host).
+    channels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -129,8 +132,61 @@ class Settings:
         numbers = [o.phone for o in self.oncall if o.country == country]
         return numbers or [o.phone for o in self.oncall]
 
+    def channel(self, name: str) -> Mapping[str, str] | None:
+        """The settings of a chat channel that is on, or None (off: its route answers 404)."""
+        return self.channels.get(name)
+
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """What turns a chat channel on: all of `required` (setting any one of them asks for the rest);
+    `defaults` are optional URLs, each defaulting to the platform's own host."""
+
+    required: tuple[str, ...]
+    defaults: Mapping[str, str] = field(default_factory=dict)
+
+
+# The names are the issue's (#18): deploy files keep them across versions.
+CHANNEL_SETTINGS: Mapping[str, ChannelSpec] = {
+    "messenger": ChannelSpec(("MESSENGER_APP_SECRET", "MESSENGER_PAGE_TOKEN", "MESSENGER_VERIFY_TOKEN"),
+                             {"MESSENGER_API_BASE_URL": "https://graph.facebook.com"}),
+    "line": ChannelSpec(("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN"),
+                        {"LINE_API_BASE_URL": "https://api.line.me",
+                         "LINE_DATA_API_BASE_URL": "https://api-data.line.me"}),
+    "telegram": ChannelSpec(("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET"),
+                            {"TELEGRAM_API_BASE_URL": "https://api.telegram.org"}),
+    "smsgate": ChannelSpec(("SMSGATE_URL", "SMSGATE_USERNAME", "SMSGATE_PASSWORD", "SMSGATE_SIGNING_KEY")),
+}
+_CHANNEL_URLS = frozenset({"SMSGATE_URL"})
+
+
+def parse_channels(env: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """The channels that are on and their settings, and every problem (a missing companion setting
+    is named with the one that was given). A channel with none of its settings is off."""
+    channels: dict[str, dict[str, str]] = {}
+    errors: list[str] = []
+    for name, spec in CHANNEL_SETTINGS.items():
+        given = {key: value for key in spec.required if (value := _read(env, key)) is not None}
+        if not given:
+            continue
+        missing = [key for key in spec.required if key not in given]
+        if missing:
+            one = len(missing) == 1
+            errors.append(f"{', '.join(missing)} {'is' if one else 'are'} required when {next(iter(given))} "
+                          f"is set (the {name} channel); set {'it' if one else 'them'} too, or unset "
+                          f"{', '.join(given)} to turn the channel off")
+            continue
+        values = dict(given)
+        for key, default in spec.defaults.items():
+            values[key] = (_read(env, key) or default).rstrip("/")
+        for key in (*spec.defaults, *(k for k in spec.required if k in _CHANNEL_URLS)):
+            values[key] = values[key].rstrip("/")
+            _check_url(key, values[key], ("http", "https"), errors)
+        channels[name] = values
+    return channels, errors
 
 
 def _read(env: Mapping[str, str], name: str) -> str | None:
@@ -386,6 +442,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     report_min_cell = _int(env, "REPORT_MIN_CELL", 5, 1, errors)
     worker_tick = _int(env, "WORKER_TICK_SECONDS", 15, 1, errors)
     trusted_proxies = _int(env, "TRUSTED_PROXIES", 0, 0, errors)
+    channels, channel_problems = parse_channels(env)
+    errors.extend(channel_problems)
 
     if errors:
         raise SettingsError("Settings are not valid:\n  - " + "\n  - ".join(errors))
@@ -422,6 +480,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         report_min_cell=report_min_cell,
         worker_tick_seconds=worker_tick,
         trusted_proxies=trusted_proxies,
+        channels=channels,
     )
 
 

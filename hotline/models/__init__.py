@@ -101,7 +101,8 @@ class Caller(Base):
 
     __tablename__ = "callers"
     id: Mapped[int] = mapped_column(primary_key=True)
-    phone: Mapped[str | None] = mapped_column(sa.String(20), unique=True)  # None once purged (retention)
+    # E.164, or a chat contact's channel address ("telegram:123", "messenger:PSID", "line:U…").
+    phone: Mapped[str | None] = mapped_column(sa.String(64), unique=True)  # None once purged (retention)
     country: Mapped[str | None] = mapped_column(sa.String(2))
     language: Mapped[Language | None] = mapped_column(_enum(Language))
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -111,6 +112,8 @@ class Caller(Base):
     # `province_asked_at` is set when asked (answered or not), `province` holds the answer's code.
     province: Mapped[str | None] = mapped_column(sa.String(2))
     province_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A chat contact who gave a phone number (a callback request): the caller of that number.
+    linked_caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"))
 
 
 class Call(Base):
@@ -164,7 +167,7 @@ class Message(Base):
     direction: Mapped[Direction] = mapped_column(_enum(Direction))
     channel: Mapped[str] = mapped_column(sa.String(16), default="sms")
     caller_id: Mapped[int | None] = mapped_column(sa.ForeignKey("callers.id", ondelete="SET NULL"), index=True)
-    peer: Mapped[str | None] = mapped_column(sa.String(20))  # the other party's number; None once purged
+    peer: Mapped[str | None] = mapped_column(sa.String(64))  # number or channel address; None once purged
     body: Mapped[str | None] = mapped_column(EncryptedText)  # encrypted at rest; purged after retention
     language: Mapped[Language | None] = mapped_column(_enum(Language))
     status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus))
@@ -357,7 +360,7 @@ class OnCallEntry(Base):
     __tablename__ = "oncall_roster"
     id: Mapped[int] = mapped_column(primary_key=True)
     country: Mapped[str] = mapped_column(sa.String(2))
-    phone: Mapped[str] = mapped_column(sa.String(20))
+    phone: Mapped[str] = mapped_column(sa.String(64))  # E.164, or a chat address for alerts ("telegram:…")
     name: Mapped[str] = mapped_column(sa.String(120), default="")
     position: Mapped[int] = mapped_column(sa.Integer, default=0)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
@@ -597,3 +600,16 @@ class ReportCallerCount(Base):
     week_first: Mapped[int] = mapped_column(sa.Integer)
     month_callers: Mapped[int] = mapped_column(sa.Integer)
     month_first: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ChannelEvent(Base):
+    """A chat platform's event id, once: a redelivered or racing duplicate fails the unique key and
+    is acted on no more (hotline.services.chat). Kept as long as the messages it made."""
+
+    __tablename__ = "channel_events"
+    __table_args__ = (sa.UniqueConstraint("channel", "event_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    event_id: Mapped[str] = mapped_column(sa.String(96))
+    kind: Mapped[str] = mapped_column(sa.String(16))  # text | button | voice | unsupported
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now(), index=True)

@@ -178,7 +178,8 @@ def roster_taker(session: Session, settings: Settings, cb: CallbackRequest) -> T
     the next one on the list."""
     from hotline.services.legal_aid import oncall_numbers
 
-    numbers = oncall_numbers(session, settings, cb.country or "KH")
+    # Phones only: a roster entry may be a lawyer's Telegram, which takes alerts but cannot be rung.
+    numbers = [n for n in oncall_numbers(session, settings, cb.country or "KH") if n.startswith("+")]
     if not numbers:
         return None
     missed = sum(1 for a in cb.attempt_log if a.outcome == "staff_missed")

@@ -304,7 +304,8 @@ def oncall_numbers(session: Session, settings: Settings, country: str | None) ->
     """Who to ring for an urgent call: the same list the SMS alerts use (hotline.services.legal_aid)."""
     from hotline.services.legal_aid import oncall_numbers as ordered
 
-    return tuple(ordered(session, settings, country or "KH"))[:10]  # <Dial> rings at most 10 numbers at once
+    # Phones only (a roster entry may be a lawyer's Telegram, for alerts); <Dial> rings at most 10 at once.
+    return tuple(n for n in ordered(session, settings, country or "KH") if n.startswith("+"))[:10]
 
 
 def missed_call(session: Session, *, call_sid: str, from_: str, to: str, tz: ZoneInfo, now: datetime) -> bool:

@@ -207,7 +207,7 @@ def send_alert(s: Session, transport: Transport, settings: Settings, case: Case,
         return  # already sent
     if msg is None:
         msg = _new_alert(s, case, key, phone, body, transport.name)
-    else:
+    elif phone.startswith("+"):  # a chat address (Telegram) has no Twilio list to reconcile with
         found = find_sms(transport, to=phone, body=msg.body or body,
                          created_after=(msg.created_at or utcnow()) - timedelta(minutes=2))
         if found is not None:
@@ -216,7 +216,7 @@ def send_alert(s: Session, transport: Transport, settings: Settings, case: Case,
             return
     try:
         sent = sendgate.send_sms(s, transport, phone, msg.body or body,
-                                 status_callback=f"{settings.public_base_url}/twilio/sms/status")
+                                 status_callback=f"{settings.public_base_url}/twilio/sms/status", settings=settings)
     except SendError as exc:
         msg.error_code, msg.error_message = exc.code, str(exc)[:255]
         if not exc.transient:
@@ -227,7 +227,8 @@ def send_alert(s: Session, transport: Transport, settings: Settings, case: Case,
 
 
 def _new_alert(s: Session, case: Case, key: str, phone: str, body: str, provider: str) -> Message:
-    msg = Message(direction=Direction.OUTBOUND, channel="sms", peer=phone, body=body, status=MessageStatus.SENDING,
+    channel = "sms" if phone.startswith("+") else phone.partition(":")[0]  # an on-call lawyer's Telegram
+    msg = Message(direction=Direction.OUTBOUND, channel=channel, peer=phone, body=body, status=MessageStatus.SENDING,
                   purpose=ALERT_PURPOSE, case_id=case.id, idempotency_key=key, provider=provider,
                   segments=segments(body))
     try:

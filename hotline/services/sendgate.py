@@ -10,8 +10,10 @@ asked for is still placed (every call asks first whether it is safe to talk).
 - REST sends (`send_sms`): one SELECT of the address's opt-out, then the transport. Twilio's 21610
   ("the recipient has opted out") is recorded as an opt-out, here and from status callbacks
   (`record_opt_out`).
-- An address is `+E164` today; a channel address (`tg:12345`, `line:U…`) is refused until a
-  transport for that channel is added here, so a broadcast can never route round the gate.
+- Chat channels (`send_channel`): an address `<prefix>:<id>` ("telegram:123", "line:U…") goes to
+  the transport registered for its prefix (`register_channel`, called by `hotline.channels.register`
+  for each adapter), after the same opt-out check. An address whose channel has no transport, or
+  is off, is refused, so a broadcast can never route round the gate.
 
 `tests/test_sendgate.py` checks that no other module calls a transport's `send_sms` or builds a
 TwiML `<Message>`.
@@ -20,9 +22,9 @@ TwiML `<Message>`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -32,6 +34,10 @@ from hotline.db import utcnow
 from hotline.models import Caller
 from hotline.phones import country_of, mask
 from hotline.telephony.transport import SendError, Sent, Transport
+
+if TYPE_CHECKING:
+    from hotline.channels import ChatReply
+    from hotline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +97,22 @@ def opted_out_at(session: Session, address: str) -> datetime | None:
 
 
 def send_sms(session: Session, transport: Transport, to: str, body: str, *,
-             status_callback: str | None = None) -> Sent:
-    """Send one text through the REST transport, unless `to` opted out (raises `OptedOut`).
+             status_callback: str | None = None, settings: Settings | None = None) -> Sent:
+    """Send one text through the REST transport, unless `to` opted out (raises `OptedOut`). With
+    `settings`, a chat address (an on-call lawyer's Telegram) goes through its channel instead.
 
     A Twilio refusal with 21610 records the opt-out in `session` (the caller commits) and is raised.
     """
     if not to.startswith("+"):
-        channel = to.partition(":")[0] or "unknown"
-        raise SendError(f"no outbound transport for {channel!r} addresses", transient=False, code="no_channel")
+        # A chat address on the on-call roster ("telegram:123"): the alert goes on that channel.
+        if settings is None or channel_transport(settings, to) is None:
+            channel = to.partition(":")[0] or "unknown"
+            raise SendError(f"no outbound transport for {channel!r} addresses", transient=False, code="no_channel")
+        from hotline.channels import ChatReply
+
+        platform_id = send_channel(session, settings, to, ChatReply(text=body, language="en", purpose="alert"))
+        return Sent(sid=f"{to.partition(':')[0]}:{platform_id or 'sent'}"[:64], status="sent",
+                    provider=to.partition(":")[0])
     if not may_text(opted_out_at(session, to)):
         log.info("text to %s refused: opted out of SMS", mask(to))
         raise OptedOut(to)
@@ -118,8 +132,53 @@ def record_opt_out(session: Session, address: str, at: datetime | None = None) -
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(_callers).values(phone=address[:20], country=country_of(address), opted_out_at=at)
+    stmt = insert(_callers).values(phone=address[:64], country=country_of(address), opted_out_at=at)
     stmt = stmt.on_conflict_do_update(index_elements=["phone"], set_={
         "opted_out_at": sa.func.coalesce(_callers.c.opted_out_at, stmt.excluded.opted_out_at)})
     session.execute(stmt)
     log.info("%s recorded as opted out of SMS", mask(address))
+
+
+# -- chat channels ----------------------------------------------------------------------------------
+
+class ChannelTransport(Protocol):
+    def send(self, to: str, reply: ChatReply) -> str | None: ...
+
+
+# Address prefix -> a factory giving the channel's transport for these settings (None: it is off).
+_CHANNELS: dict[str, Callable[[Settings], ChannelTransport | None]] = {}
+
+
+def register_channel(prefix: str, factory: Callable[[Settings], ChannelTransport | None]) -> None:
+    _CHANNELS[prefix] = factory
+
+
+def channel_transport(settings: Settings, address: str) -> ChannelTransport | None:
+    from hotline.channels import load_adapters
+
+    load_adapters()
+    prefix = address.partition(":")[0]
+    factory = _CHANNELS.get(prefix)
+    return factory(settings) if factory is not None else None
+
+
+def opt_out_address(address: str) -> str:
+    """Whose STOP applies: "sms:+66..." (a text through the SMS gateway's SIM) is the phone number
+    itself, so one STOP holds for Twilio SMS, the gateway and calls' texts alike."""
+    prefix, _, rest = address.partition(":")
+    return rest if prefix == "sms" and rest.startswith("+") else address
+
+
+def send_channel(session: Session, settings: Settings, to: str, reply: ChatReply, *,
+                 confirms_stop: bool = False) -> str | None:
+    """Send one chat message to a channel address unless it opted out (raises `OptedOut`); returns
+    the platform's message id. `confirms_stop`: the reply to the STOP that just opted it out."""
+    transport = channel_transport(settings, to)
+    if transport is None:
+        channel = to.partition(":")[0] or "unknown"
+        raise SendError(f"no outbound transport for {channel!r} addresses (channel off or unknown)",
+                        transient=False, code="no_channel")
+    if not confirms_stop and not may_text(opted_out_at(session, opt_out_address(to))):
+        log.info("message to %s refused: opted out (STOP)", mask(to))
+        raise OptedOut(to)
+    return transport.send(to.partition(":")[2], reply)

@@ -117,6 +117,8 @@ def _handle(session: Session, keywords: KeywordSet, msg: InboundMessage, now: da
     conn = session.connection()
     body = clean_body(msg.body)
     match = keywords.match(body)
+    if msg.callback_phone and match.intent in (Intent.UNKNOWN, Intent.EMPTY):
+        match = Match(Intent.CALLBACK)  # a chat contact sent just a phone number: call it back
     caller, new, recent = _caller(conn, msg.sender, now, keywords.rate_limit[1])
     before = (caller.language, caller.opted_out_at)
     # STOP and START first, whatever else applies (rate limit, a flow, an open case): an opt-out
@@ -184,7 +186,7 @@ def _caller(conn: Connection, sender: str, now: datetime, window: int) -> tuple[
     whether the number is new, and its texts in the rate-limit window (counted in the database, not
     Redis: the webhook keeps working with Redis down). A race on a new number fails the INSERT;
     `handle_inbound` then starts over."""
-    phone = sender.strip()[:20] or "unknown"
+    phone = sender.strip()[:64] or "unknown"
     row = conn.execute(_CALLER_BY_PHONE, {"phone": phone, "since": now - timedelta(seconds=window)}).first()
     if row is not None:
         return Caller(id=row.id, phone=phone, country=row.country, language=row.language,
@@ -218,8 +220,10 @@ def _act(session: Session, caller: Caller, msg: InboundMessage, match: Match, la
                                    country=caller.country, language=language)
         return "possible", language, case.id
     if match.intent == Intent.CALLBACK:
-        phone = caller.phone or ""  # None only for a caller anonymised by retention
-        # A channel address (tg:...) or a withheld ID cannot be called back.
+        # The number a chat contact gave, else the sender's own (None only for a caller anonymised
+        # by retention).
+        phone = msg.callback_phone or caller.phone or ""
+        # A channel address (telegram:...) or a withheld ID cannot be called back.
         if phone.startswith("+") and not is_withheld(phone):
             intake.request_callback(session, caller=caller, phone=phone, source=msg.channel,
                                     source_sid=msg.sid, language=language)

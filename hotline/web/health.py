@@ -53,4 +53,18 @@ def ready():  # type: ignore[no-untyped-def]
     except Exception as exc:  # noqa: BLE001
         checks["redis"] = f"down: {type(exc).__name__}"
         checks["worker"] = "unknown: redis is down"
-    return _reply(checks, workers=len(workers))
+    return _reply(checks, workers=len(workers), devices=_devices())
+
+
+def _devices() -> dict[str, int | None]:
+    """Seconds since each device-backed channel (the SMS gateway's phone) was last heard from.
+    Shown, not checked: a phone that went quiet must not take the web process out of service."""
+    from hotline import channels
+    from hotline.web.channels import last_seen
+
+    settings = resources().settings
+    names = [n for n in channels.enabled(settings) if getattr(channels.ADAPTERS[n], "heartbeat", False)]
+    try:
+        return {n: last_seen(resources().redis(), n) for n in names}
+    except Exception:  # noqa: BLE001 - Redis down is reported above
+        return {n: None for n in names}

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import secrets
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
@@ -24,6 +26,7 @@ from hotline.phones import mask
 from hotline.services.sent import recent_outbound
 from hotline.settings import Settings
 from hotline.simclient import CallError, CallState, PhoneClient, Step, WsgiPoster, load_prompts, sms_parts
+from hotline.simclient import chat as sim_chat
 from hotline.simclient.recordings import RecordingError, RecordingStore
 from hotline.web import resources, session
 
@@ -51,7 +54,7 @@ def _guard() -> Any:
     mode = _settings().simulator_mode
     if mode == "off":
         abort(404)
-    if request.endpoint == "simulator.recording" or mode == "open":
+    if request.endpoint in ("simulator.recording", "simulator.chat_media") or mode == "open":
         return None
     from hotline.web.staff import console_session, me
 
@@ -143,7 +146,9 @@ def page() -> str:
     s = _settings()
     return render_template("simulator/index.html", numbers=SIM_NUMBERS, languages=LANGUAGES,
                            may_draft=_may_draft(), draft=request.args.get("draft") == "1",
-                           hotline_number=s.hotline_number, missed_call_numbers=sorted(s.missed_call_numbers))
+                           hotline_number=s.hotline_number, missed_call_numbers=sorted(s.missed_call_numbers),
+                           chat_channels=_chat_channels(), sim_contacts=sim_chat.SIM_CONTACTS,
+                           voice_notes=sim_chat.VOICE_NOTES)
 
 
 @bp.post("/api/calls")
@@ -252,3 +257,83 @@ def recording(name: str) -> Response:
     if path is None:
         abort(404)
     return send_file(path, mimetype="audio/mpeg" if path.suffix == ".mp3" else "audio/x-wav", max_age=0)
+
+
+# -- chat channels ------------------------------------------------------------------------------------
+# The chat pane posts each platform's webhook, signed as the platform signs it, to the real
+# /channels/<name> route (in process, like the phone), from the simulator's own contacts only; the
+# conversation is read back from the stored messages, with each topic's voice reply playable.
+
+def _chat_channels() -> list[str]:
+    from hotline import channels
+
+    return [name for name in channels.enabled(_settings()) if name in sim_chat.BUILDERS]
+
+
+def _chat_contact(channel: str, contact: str) -> str:
+    if channel not in _chat_channels():
+        abort(404, "that chat channel is off, or the simulator cannot play it")
+    if contact not in sim_chat.SIM_CONTACTS.get(channel, ()):
+        abort(400, "only the simulator's own chat contacts may be used: "
+              + ", ".join(sim_chat.SIM_CONTACTS.get(channel, ())))
+    return contact
+
+
+def _chat_media_dir() -> Any:
+    return _settings().instance_path / "simulator" / "chat"
+
+
+@bp.post("/api/chat/<channel>")
+def chat_send(channel: str) -> Response:
+    """One message from a simulated contact: text, a tapped button, a voice note (uploaded or the sample), a sticker."""
+    data = request.form if request.files or request.form else _json()
+    contact = _chat_contact(channel, str(data.get("contact") or ""))
+    kind = str(data.get("kind") or "text")
+    text, payload = str(data.get("body") or "")[:4000], str(data.get("payload") or "")[:64]
+    if kind not in sim_chat.KINDS or (kind == "text" and not text.strip()):
+        return Response("type a message first\n", status=400, mimetype="text/plain")
+    voice_url = None
+    if kind == "voice":
+        if channel not in sim_chat.VOICE_NOTES:
+            return Response(f"the simulator cannot send {channel} voice notes\n", status=400, mimetype="text/plain")
+        upload = request.files.get("audio")
+        audio = upload.read() if upload is not None else (Path(current_app.static_folder or "") / "simulator"
+                                                          / "sample.wav").read_bytes()
+        if not audio or len(audio) > 10 * 1024 * 1024:
+            return Response("no audio, or more than 10 MB\n", status=400, mimetype="text/plain")
+        name = secrets.token_urlsafe(12) + ".wav"
+        folder = _chat_media_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(audio)
+        voice_url = _settings().public_base_url + "/simulator/chat-media/" + name
+    config = _settings().channel(channel) or {}
+    body, headers = sim_chat.BUILDERS[channel](config, contact, kind, text, payload or text, voice_url)
+    resp = current_app.test_client().post(f"/channels/{channel}", data=body, headers=headers)
+    return jsonify(status=resp.status_code)
+
+
+@bp.get("/api/chat/<channel>/<contact>")
+def chat_thread(channel: str, contact: str) -> Response:
+    """The conversation as stored: what the contact sent and what the hotline answered (with its
+    status, its voice recording, and the buttons under the last reply)."""
+    from hotline import channels
+    from hotline.services import chat
+
+    _chat_contact(channel, contact)
+    settings = _settings()
+    messages, buttons = chat.conversation(session(), settings, channels.address(channel, contact))
+    for m in messages:  # the browser loads audio from the origin it is on
+        if m["voice"]:
+            m["voice"] = m["voice"].removeprefix(settings.public_base_url)
+    return jsonify(messages=messages, buttons=[{"label": b.label, "payload": b.payload} for b in buttons])
+
+
+@bp.get("/chat-media/<name>")
+def chat_media(name: str) -> Response:
+    """A voice note the simulator "sent": fetched by the channel's adapter as it fetches the platform's."""
+    if not name.replace(".", "").replace("-", "").replace("_", "").isalnum() or name.startswith("."):
+        abort(404)
+    path = _chat_media_dir() / name
+    if not path.is_file():
+        abort(404)
+    return send_file(path, mimetype="audio/x-wav", max_age=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -96,6 +97,24 @@ def _render_oncall(form: dict[str, str], error: str | None = None, status: int =
                            env_oncall=settings.oncall), status
 
 
+def _roster_address(raw: str, country: str) -> str | None:
+    """A phone number (E.164), or a chat address for alerts on a channel that is on and can reach a
+    person at any time ("telegram:<chat id>": the lawyer's chat with the bot)."""
+    from hotline.services.sendgate import channel_transport
+
+    chat, _, ident = raw.strip().partition(":")
+    pattern = ALERT_CHANNELS.get(chat.lower())
+    if pattern is not None and re.fullmatch(pattern, ident):
+        address = f"{chat.lower()}:{ident}"
+        return address if channel_transport(resources().settings, address) is not None else None
+    return to_e164(raw, country)
+
+
+# Channel -> what its ids look like. Messenger's 24-hour window forbids alerts; a LINE alert is a push
+# to the lawyer's user id (they add the account as a friend; the id shows on their contact's texts).
+ALERT_CHANNELS = {"telegram": r"\d{3,20}", "line": r"U[0-9a-f]{32}"}
+
+
 @staff_bp.post("/oncall")
 @staff_required(roles=(Role.ADMIN,))
 def add_oncall():  # type: ignore[no-untyped-def]
@@ -105,7 +124,7 @@ def add_oncall():  # type: ignore[no-untyped-def]
     country = form["country"].upper()
     if not known_country(country):
         return _render_oncall(form, t("bad_country", _lang()), 400)
-    phone = to_e164(form["phone"], country)
+    phone = _roster_address(form["phone"], country)
     if phone is None:
         return _render_oncall(form, t("bad_phone", _lang()), 400)
     position = int(form["position"]) if form["position"].isdigit() else 0

@@ -52,8 +52,11 @@ def queue():  # type: ignore[no-untyped-def]
 
 
 def _render_case(case: Case, *, revealed: bool = False) -> str:
+    from hotline.services.chat import reply_channel
+
     s = session()
     return render_template("staff/case.html", case=case, history=cases.history(s, case), revealed=revealed,
+                           chat_channel=reply_channel(resources().settings, case.caller, case.source),
                            now=utcnow(), overdue=cases.is_overdue(case, utcnow()),
                            staff=cases.assignable_staff(s) if cases.can_assign(me().role) else [],
                            statuses=cases.allowed_statuses(case, me().id, me().role))
@@ -152,6 +155,26 @@ def add_note(case_id: int):  # type: ignore[no-untyped-def]
     return _back(case)
 
 
+@staff_bp.post("/cases/<int:case_id>/reply")
+@staff_required((Role.ADMIN, Role.LAWYER, Role.OPERATOR))
+def channel_reply(case_id: int):  # type: ignore[no-untyped-def]
+    """A staff reply to the case's caller on the chat channel they wrote on; audited (not its words)."""
+    from hotline.services import chat
+
+    case = _case_or_404(case_id)
+    try:
+        msg = chat.staff_reply(session(), resources().settings, case_id=case.id, caller=case.caller,
+                               text=request.form.get("body", ""), via=case.source)
+    except chat.ReplyRefused as exc:
+        session().rollback()
+        flash(t(exc.key, _lang(), channel=t("source_" + exc.channel, _lang()) if exc.channel else ""), "error")
+        return _back(case)
+    audit("case.channel_reply", "case", case.id, message_id=msg.id, channel=msg.channel)
+    session().commit()
+    flash(t("reply_queued", _lang()), "ok")
+    return _back(case)
+
+
 @staff_bp.get("/recordings/<int:recording_id>")
 @staff_required()
 def recording(recording_id: int):  # type: ignore[no-untyped-def]
@@ -174,6 +197,10 @@ def recording(recording_id: int):  # type: ignore[no-untyped-def]
 def _audio_type(data: bytes) -> str:
     if data[:4] == b"RIFF":
         return "audio/wav"
+    if data[:4] == b"OggS":  # a Telegram voice note (Opus); Messenger and LINE send M4A/MP4
+        return "audio/ogg"
+    if data[4:8] == b"ftyp":
+        return "audio/mp4"
     return "audio/mpeg"  # Twilio's other format; ID3 tags or a bare MPEG frame
 
 

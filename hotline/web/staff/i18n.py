@@ -90,6 +90,10 @@ EN: dict[str, str] = {
     "source_staff": "staff",
     "source_ivr": "call",
     "source_missed_call": "missed call",
+    "source_telegram": "Telegram",
+    "source_messenger": "Messenger",
+    "source_line": "LINE",
+    "source_smsgate": "text (Thai SIM)",
     "language": "Language",
     "caller": "Caller",
     "opted_out_sms": "opted out of SMS (texted STOP): no texts are sent; calls are still allowed",
@@ -253,6 +257,18 @@ EN: dict[str, str] = {
     "totp_on": "Two-factor login is on. To turn it off, enter your password.",
     "totp_disable": "Turn off two-factor login",
     "totp_bad_code": "That code is not right. Check the time on your phone and try the newest code.",
+    # Chat channels (#18): staff reply on the contact's own channel.
+    "channel": "Channel",
+    "reply_on_channel": "Reply on {channel}",
+    "reply_send": "Send reply",
+    "reply_help": ("Sent to this person on {channel}, where they wrote to us. Do not write anything that "
+                   "would be unsafe if someone else reads their phone."),
+    "reply_queued": "Reply queued; its status shows in the texts above.",
+    "reply_empty": "Write a reply first.",
+    "reply_too_long": "The reply is too long (at most 1000 characters).",
+    "reply_no_channel": "This person did not write on a chat channel that is on: no reply can be sent here.",
+    "reply_window": "{channel} allows no reply this long after the person's last message.",
+    "reply_opted_out": "This person asked for no more messages (STOP).",
 }
 
 # --- reports (/staff/reports, `hotline report`) --------------------------------------------------
@@ -361,67 +377,6 @@ REPORT_EN: dict[str, str] = {
 
 EN.update(REPORT_EN)
 
-# Khmer drafts of new keys, not yet moved into the catalog (dict-style strings from other branches
-# land here at merge; `python -m hotline.catalog` then moves them and empties this).
-KM_PENDING: dict[str, str] = {
-}
-
-
-@functools.cache
-def translations(lang: str) -> NullTranslations:
-    """The compiled catalog of `lang` (built in memory from its .po: no .mo file or network needed)."""
-    if lang not in catalog.LANGS:
-        return NullTranslations()
-    import io
-
-    return Translations(io.BytesIO(catalog.compiled(lang)), domain=catalog.DOMAIN)
-
-
-@functools.cache
-def _contexts(lang: str) -> frozenset[str]:
-    """Keys whose English is shared with a key translated differently: looked up with msgctxt=key."""
-    return frozenset(m.context for m in catalog.read_catalog(lang) if m.context)
-
-
-def gettext_for(key: str, lang: str) -> str | None:
-    """The translation of `key` in `lang` through gettext, None when the catalog has none."""
-    msgid = EN.get(key)
-    if msgid is None:
-        return None
-    tr = translations(lang)
-    text = str(tr.pgettext(key, msgid) if key in _contexts(lang) else tr.gettext(msgid))
-    if text != msgid or lang == "en":
-        return text
-    return KM_PENDING.get(key) if lang == "km" else None
-
-
-def t(key: str, lang: str = "en", **values: Any) -> str:
-    """The string for `key` in `lang`, falling back to English, then to the key itself."""
-    text = (gettext_for(key, lang) if lang != "en" else None) or EN.get(key) or key
-    return text.format(**values) if values else text
-
-
-def _catalog_view(lang: str) -> dict[str, str]:
-    """Key -> text for one language, as the dicts were: only keys the catalog (or KM_PENDING) translates."""
-    return {k: text for k in EN if (text := gettext_for(k, lang) or "")}
-
-
-KM: dict[str, str] = _catalog_view("km")
-KM_REVIEWED = not any(catalog.REVIEW_FLAG in m.flags for m in catalog.read_catalog("km") if m.id)
-STRINGS = {"en": EN, "km": KM}
-
-
-def report_label(lang: str) -> Callable[[str], str]:
-    """Label function for hotline.services.reports: "rep_status_new" falls back to "status_new"."""
-
-    def label(key: str) -> str:
-        for candidate in (key, key.removeprefix("rep_")):
-            if candidate in EN:
-                return t(candidate, lang)
-        return key.removeprefix("rep_")
-
-    return label
-
 
 # --- content studio (/staff/content); Khmer drafts need the same review as above ------------------------
 CONTENT_EN: dict[str, str] = {
@@ -521,3 +476,128 @@ CONTENT_EN: dict[str, str] = {
     "content_draft_first": "Everything below is in the draft until the first publish.",
 }
 EN.update(CONTENT_EN)
+
+RECORD_EN: dict[str, str] = {
+    "rec_title": "Record prompt {n}: {prompt} ({language})",
+    "rec_back": "Back to the content matrix",
+    "rec_say": "What to say",
+    "rec_no_text": "This prompt has no words in this language yet: write them first.",
+    "rec_now": "What plays now",
+    "rec_now_take": "The draft's recording ({seconds} s, {review}).",
+    "rec_now_placeholder": "A placeholder: no one has recorded this prompt in this language yet.",
+    "rec_now_nothing": "Nothing: this prompt has no audio in this language.",
+    "rec_browser": "Record in the browser",
+    "rec_level": "Microphone level",
+    "rec_start": "Start recording",
+    "rec_stop": "Stop",
+    "rec_listen": "Listen to your take, then keep it or record again.",
+    "rec_keep": "Keep this take",
+    "rec_redo": "Record again",
+    "rec_no_mic": "This browser cannot record here: upload a file instead.",
+    "rec_upload": "Upload a file",
+    "rec_file": "Recording (any audio format: m4a, mp3, wav, ogg ..., at most {max})",
+    "rec_upload_button": "Upload",
+    "rec_choose_file": "Choose a recording first.",
+    "rec_refused": "Not kept: {reason}",
+    "rec_too_large": "Not kept: the file is larger than {mb} MB; a prompt needs much less (send it as m4a or mp3).",
+    "rec_kept": "Kept: {seconds} s, now in the draft and marked for review (loudness {lufs} LUFS before, "
+                "{target} after).",
+    "rec_how": "The recording is cut to the speech, brought to telephone loudness, and checked: silence, "
+               "distortion (too loud) and takes over {max} are refused with the reason.",
+    "rec_phone": "Record by phone",
+    "rec_phone_help": "Call the content line from the phone number on your account and type your PIN; this "
+                      "prompt is number {n}.",
+    "rec_pin": "Phone PIN (6 to 8 digits)",
+    "rec_pin_confirm": "PIN again",
+    "rec_pin_password": "Your console password",
+    "rec_pin_set": "Set PIN",
+    "rec_pin_saved": "Your phone PIN is set.",
+    "rec_pin_differ": "The two PINs differ.",
+    "rec_pin_no_phone": "Your account has no phone number: ask an admin to add it first.",
+    "rec_pin_has": "You have a PIN. Setting a new one replaces it.",
+    "rec_mic_blocked": "The microphone is blocked: allow it in the browser, or upload a file.",
+    "rec_mic_none": "No microphone could be opened: upload a file instead.",
+    "rec_take_loud": "That take touched full volume: listen, and record again further from the microphone if it "
+                     "sounds harsh.",
+    "rec_take_quiet": "That take is very quiet: check the microphone, or move closer.",
+    "rec_saving": "Checking and saving ...",
+    "rec_script": "The script in {language}, numbered as the content line says them",
+    "rec_script_link": "Print the numbered script",
+    "rec_number": "No.",
+    "rec_prompt": "Prompt",
+    "rec_words": "Words",
+    "rec_state": "Recording",
+    "rec_recorded": "recorded",
+    "rec_to_record": "to record",
+    "rec_phone_takes": "Recorded by phone",
+    "rec_take_recorded": "not kept",
+    "rec_take_kept": "kept, being checked",
+    "rec_take_stored": "in the draft",
+    "rec_take_refused": "refused",
+    "rec_take_failed": "not received",
+}
+EN.update(RECORD_EN)
+
+# Khmer drafts of new keys, not yet moved into the catalog (dict-style strings from other branches
+# land here at merge; `python -m hotline.catalog` then moves them and empties this).
+KM_PENDING: dict[str, str] = {
+}
+
+
+@functools.cache
+def translations(lang: str) -> NullTranslations:
+    """The compiled catalog of `lang` (built in memory from its .po: no .mo file or network needed)."""
+    if lang not in catalog.LANGS:
+        return NullTranslations()
+    import io
+
+    return Translations(io.BytesIO(catalog.compiled(lang)), domain=catalog.DOMAIN)
+
+
+@functools.cache
+def _contexts(lang: str) -> frozenset[str]:
+    """Keys whose English is shared with a key translated differently: looked up with msgctxt=key."""
+    return frozenset(m.context for m in catalog.read_catalog(lang) if m.context)
+
+
+def gettext_for(key: str, lang: str) -> str | None:
+    """The translation of `key` in `lang` through gettext, None when the catalog has none."""
+    msgid = EN.get(key)
+    if msgid is None:
+        return None
+    tr = translations(lang)
+    text = str(tr.pgettext(key, msgid) if key in _contexts(lang) else tr.gettext(msgid))
+    if text != msgid or lang == "en":
+        return text
+    return KM_PENDING.get(key) if lang == "km" else None
+
+
+def t(key: str, lang: str = "en", **values: Any) -> str:
+    """The string for `key` in `lang`, falling back to English, then to the key itself."""
+    text = (gettext_for(key, lang) if lang != "en" else None) or EN.get(key) or key
+    return text.format(**values) if values else text
+
+
+def _catalog_view(lang: str) -> dict[str, str]:
+    """Key -> text for one language, as the dicts were: only keys the catalog (or KM_PENDING) translates."""
+    return {k: text for k in EN if (text := gettext_for(k, lang) or "")}
+
+
+KM: dict[str, str] = _catalog_view("km")
+KM_REVIEWED = not any(catalog.REVIEW_FLAG in m.flags for m in catalog.read_catalog("km") if m.id)
+STRINGS = {"en": EN, "km": KM}
+
+
+def report_label(lang: str) -> Callable[[str], str]:
+    """Label function for hotline.services.reports: "rep_status_new" falls back to "status_new"."""
+
+    def label(key: str) -> str:
+        for candidate in (key, key.removeprefix("rep_")):
+            if candidate in EN:
+                return t(candidate, lang)
+        return key.removeprefix("rep_")
+
+    return label
+
+
+# --- content studio (/staff/content); Khmer drafts need the same review as above ------------------------

@@ -27,72 +27,12 @@ from hotline.services.takes import MAX_UPLOAD_BYTES, put_take
 from hotline.web import UPLOAD_LIMITS, session
 from hotline.web.staff.base import _lang, audit, client_ip, me, staff_required
 from hotline.web.staff.base import bp as staff_bp
-from hotline.web.staff.i18n import EN, t
+from hotline.web.staff.i18n import t
 
 ROLES = (Role.ADMIN, Role.CONTENT)
 LANGUAGE_NAMES = {"km": "ខ្មែរ (Khmer)", "th": "ไทย (Thai)", "en": "English"}
 
 # Console strings of this page (the Khmer drafts need the same native-speaker review as i18n.py's).
-RECORD_EN = {
-    "rec_title": "Record prompt {n}: {prompt} ({language})",
-    "rec_back": "Back to the content matrix",
-    "rec_say": "What to say",
-    "rec_no_text": "This prompt has no words in this language yet: write them first.",
-    "rec_now": "What plays now",
-    "rec_now_take": "The draft's recording ({seconds} s, {review}).",
-    "rec_now_placeholder": "A placeholder: no one has recorded this prompt in this language yet.",
-    "rec_now_nothing": "Nothing: this prompt has no audio in this language.",
-    "rec_browser": "Record in the browser",
-    "rec_level": "Microphone level",
-    "rec_start": "Start recording",
-    "rec_stop": "Stop",
-    "rec_listen": "Listen to your take, then keep it or record again.",
-    "rec_keep": "Keep this take",
-    "rec_redo": "Record again",
-    "rec_no_mic": "This browser cannot record here: upload a file instead.",
-    "rec_upload": "Upload a file",
-    "rec_file": "Recording (any audio format: m4a, mp3, wav, ogg ..., at most {max})",
-    "rec_upload_button": "Upload",
-    "rec_choose_file": "Choose a recording first.",
-    "rec_refused": "Not kept: {reason}",
-    "rec_too_large": "Not kept: the file is larger than {mb} MB; a prompt needs much less (send it as m4a or mp3).",
-    "rec_kept": "Kept: {seconds} s, now in the draft and marked for review (loudness {lufs} LUFS before, "
-                "{target} after).",
-    "rec_how": "The recording is cut to the speech, brought to telephone loudness, and checked: silence, "
-               "distortion (too loud) and takes over {max} are refused with the reason.",
-    "rec_phone": "Record by phone",
-    "rec_phone_help": "Call the content line from the phone number on your account and type your PIN; this "
-                      "prompt is number {n}.",
-    "rec_pin": "Phone PIN (6 to 8 digits)",
-    "rec_pin_confirm": "PIN again",
-    "rec_pin_password": "Your console password",
-    "rec_pin_set": "Set PIN",
-    "rec_pin_saved": "Your phone PIN is set.",
-    "rec_pin_differ": "The two PINs differ.",
-    "rec_pin_no_phone": "Your account has no phone number: ask an admin to add it first.",
-    "rec_pin_has": "You have a PIN. Setting a new one replaces it.",
-    "rec_mic_blocked": "The microphone is blocked: allow it in the browser, or upload a file.",
-    "rec_mic_none": "No microphone could be opened: upload a file instead.",
-    "rec_take_loud": "That take touched full volume: listen, and record again further from the microphone if it "
-                     "sounds harsh.",
-    "rec_take_quiet": "That take is very quiet: check the microphone, or move closer.",
-    "rec_saving": "Checking and saving ...",
-    "rec_script": "The script in {language}, numbered as the content line says them",
-    "rec_script_link": "Print the numbered script",
-    "rec_number": "No.",
-    "rec_prompt": "Prompt",
-    "rec_words": "Words",
-    "rec_state": "Recording",
-    "rec_recorded": "recorded",
-    "rec_to_record": "to record",
-    "rec_phone_takes": "Recorded by phone",
-    "rec_take_recorded": "not kept",
-    "rec_take_kept": "kept, being checked",
-    "rec_take_stored": "in the draft",
-    "rec_take_refused": "refused",
-    "rec_take_failed": "not received",
-}
-EN.update(RECORD_EN)
 
 
 def _clock(seconds: int) -> str:
