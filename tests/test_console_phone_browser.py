@@ -92,7 +92,9 @@ def _pages(a: Arranged) -> list[tuple[str, str]]:
             ("case", f"/staff/cases/{a.urgent_id}"), ("case-normal", f"/staff/cases/{a.normal_id}"),
             ("callbacks", "/staff/callbacks"), ("oncall", "/staff/oncall"), ("accounts", "/staff/accounts"),
             ("audit", "/staff/audit"), ("reports", "/staff/reports"), ("password", "/staff/password"),
-            ("two-factor", "/staff/two-factor"), ("not-found", "/staff/cases/999999")]
+            ("two-factor", "/staff/two-factor"), ("not-found", "/staff/cases/999999"),
+            ("content", "/staff/content"), ("content-menu", "/staff/content/menu"),
+            ("content-versions", "/staff/content/versions"), ("content-script", "/staff/content/script/km")]
 
 
 def _overflow(page) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def content_home() -> Any:
     # What callers hear now without a native speaker's check (the published version, not the draft).
     live_unreviewed = sum(c.unreviewed for c in content.matrix(s, published)) if published else None
     s.commit()  # the draft, when this visit started it
-    return render_template("staff/content.html", rows=visible, langs=langs, lang=lang, shown=shown, kind=kind,
+    return render_template("staff/content.html", rows=visible, langs=langs, filter_lang=lang, shown=shown, kind=kind,
                            files=files, states=list(ContentReview), live_unreviewed=live_unreviewed,
                            filters=FILTERS, draft=d, published=published, problems=problems, bad=bad,
                            record_url=_record_url, total=len(rows),
