@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hotline.crypto import EncryptedText
-from hotline.db import Base, UTCDateTime
+from hotline.db import Base, UTCDateTime, utcnow
 
 
 def _enum(cls: type[enum.Enum]) -> sa.Enum:
@@ -332,7 +332,9 @@ class CallbackAttempt(Base):
     stage: Mapped[str | None] = mapped_column(sa.String(16))
     dialled: Mapped[str | None] = mapped_column(sa.String(20))  # the staff phone rung first
     reason: Mapped[str | None] = mapped_column(sa.String(200))  # why it was placed (schedule, "Call now: ...")
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=_now())
+    # Set here to the microsecond: SQLite's CURRENT_TIMESTAMP keeps whole seconds, and the spacing
+    # between attempts counts from this time (a truncated one made the wait up to 1 s short).
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=_now())
     request: Mapped[CallbackRequest] = relationship(back_populates="attempt_log")
 
 
