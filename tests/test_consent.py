@@ -9,7 +9,16 @@ import sqlalchemy as sa
 
 from hotline.models import CallbackRequest, Case, CasePriority
 from tests.test_console import login, make_staff
-from tests.test_ivr_webhooks import KH_CALLER, TH_CALLER, Phone, gather, main_menu, play, resp
+from tests.test_ivr_webhooks import (  # noqa: F401  (_without_the_province_question: autouse, exact TwiML)
+    KH_CALLER,
+    TH_CALLER,
+    Phone,
+    _without_the_province_question,
+    gather,
+    main_menu,
+    play,
+    resp,
+)
 
 OTHER = "+66891234567"
 

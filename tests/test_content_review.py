@@ -260,7 +260,8 @@ def test_1288_is_marked_for_a_phone_check_and_1694_is_the_department_with_its_ho
     assert "Mon-Fri 8:30-16:30" in KS.render("topic_7", "en", "TH")
 
 
-BAHT = {"en": r"(\d+)(?:-(\d+))? baht", "km": r"(\d+)(?: ដល់ (\d+)|-(\d+))? បាត",
+# "បាត" not followed by a sign: ២ បាត់ដំបង (key 2, Battambang, in the province question) is no wage.
+BAHT = {"en": r"(\d+)(?:-(\d+))? baht", "km": r"(\d+)(?: ដល់ (\d+)|-(\d+))? បាត(?![\u17b6-\u17d3])",
         "th": r"(\d+)(?: ถึง (\d+)|-(\d+))? บาท"}
 
 

@@ -567,8 +567,11 @@ def gettext_for(key: str, lang: str) -> str | None:
     if msgid is None:
         return None
     tr = translations(lang)
-    text = str(tr.pgettext(key, msgid) if key in _contexts(lang) else tr.gettext(msgid))
-    if text != msgid or lang == "en":
+    in_context = key in _contexts(lang)
+    text = str(tr.pgettext(key, msgid) if in_context else tr.gettext(msgid))
+    # A translation may equal the English ("Telegram", "LINE"): the catalog has it, so it is not missing.
+    entry = f"{key}\x04{msgid}" if in_context else msgid
+    if text != msgid or lang == "en" or entry in getattr(tr, "_catalog", {}):
         return text
     return KM_PENDING.get(key) if lang == "km" else None
 
